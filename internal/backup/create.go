@@ -1,0 +1,291 @@
+package backup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/bulwarkdb/bulwark/internal/pg"
+	"github.com/bulwarkdb/bulwark/internal/repo"
+	"github.com/bulwarkdb/bulwark/internal/wal"
+)
+
+// CreateOptions configure a backup. The zero value of each optional field
+// means its default.
+type CreateOptions struct {
+	Type   Type   // full, incr, diff (logical: see CreateLogical)
+	PGData string // the server's data directory, read locally
+	DB     string // libpq connection string of the same server
+	// Jobs is how many blobs are compressed at once; default GOMAXPROCS.
+	Jobs int
+	// SpreadCheckpoint waits for a spread checkpoint at the start instead
+	// of an immediate one.
+	SpreadCheckpoint bool
+	Logger           *slog.Logger
+	// Progress, if set, is called about twice a second from another goroutine.
+	Progress func(Progress)
+	// Now is the clock (tests inject one).
+	Now func() time.Time
+}
+
+// Progress reports a long operation.
+type Progress struct {
+	Phase string
+	Done  int64 // bytes
+	Total int64 // bytes; 0 when unknown
+}
+
+func (o CreateOptions) withDefaults() CreateOptions {
+	if o.Jobs <= 0 {
+		o.Jobs = runtime.GOMAXPROCS(0)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o
+}
+
+// Create takes an online physical backup of the server at opts.DB, whose
+// data directory is opts.PGData, into r. It holds the repository's
+// exclusive lock while it runs. The backup carries the WAL from its start
+// to its stop LSN, so it restores on its own.
+func Create(ctx context.Context, r *repo.Repo, opts CreateOptions) (*Info, error) {
+	opts = opts.withDefaults()
+	log := opts.Logger.With("component", "backup")
+	conn, err := pgx.Connect(ctx, opts.DB)
+	if err != nil {
+		return nil, fmt.Errorf("connect to PostgreSQL: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	srv, err := checkServer(ctx, conn, opts.PGData)
+	if err != nil {
+		return nil, err
+	}
+	lock, err := r.Lock(ctx, "backup", true)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Unlock(ctx)
+
+	base, typ, err := chooseBase(ctx, r, opts.Type, srv)
+	if err != nil {
+		return nil, err
+	}
+	if typ != opts.Type {
+		log.Warn("no full backup of this cluster in the repository yet: taking a full backup instead", "requested", opts.Type)
+	}
+	info := &Info{Type: typ, PGVersion: srv.Version, SystemID: fmt.Sprint(srv.SystemID), SegSize: srv.WALSegmentSize}
+	if base != nil {
+		info.Base = base.ID
+	}
+	start := opts.Now()
+	if info.ID, err = newID(ctx, r, typ, start); err != nil {
+		return nil, err
+	}
+	log = log.With("backup", info.ID)
+	log.Info("backup starting", "type", typ, "base", info.Base)
+	if err := run(ctx, r, conn, opts, info, base, log); err != nil {
+		return nil, err
+	}
+	info.Duration = opts.Now().Sub(start).Seconds()
+	if err := r.SaveDoc(ctx, docKind, info.ID, info); err != nil {
+		return nil, fmt.Errorf("record backup: %w", err)
+	}
+	log.Info("backup done", "stop_lsn", info.StopLSN, "size", info.Size, "new_bytes", info.NewBytes, "seconds", info.Duration)
+	return info, nil
+}
+
+// checkServer refuses servers the backup cannot copy safely.
+func checkServer(ctx context.Context, conn *pgx.Conn, pgdata string) (pg.Server, error) {
+	srv, err := pg.Probe(ctx, conn)
+	if err != nil {
+		return srv, err
+	}
+	if srv.Version < 150000 {
+		return srv, fmt.Errorf("PostgreSQL %d is not supported: bulwark needs 15 or later", srv.Version/10000)
+	}
+	if srv.InRecovery {
+		return srv, errors.New("the server is a standby: backups from a standby are not supported yet; connect --db to the primary")
+	}
+	want, err1 := filepath.EvalSymlinks(pgdata)
+	got, err2 := filepath.EvalSymlinks(srv.DataDirectory)
+	if err1 != nil {
+		return srv, fmt.Errorf("--pgdata %s: %w", pgdata, err1)
+	}
+	if err2 != nil || want != got {
+		return srv, fmt.Errorf("--pgdata %s is not the data directory of the server at --db (it says %s)", pgdata, srv.DataDirectory)
+	}
+	return srv, nil
+}
+
+// chooseBase finds the backup an incr (newest of any type) or diff (newest
+// full) is taken against. With no full backup of this cluster, it returns
+// type full.
+func chooseBase(ctx context.Context, r *repo.Repo, t Type, srv pg.Server) (*Info, Type, error) {
+	all, err := List(ctx, r)
+	if err != nil {
+		return nil, t, err
+	}
+	sys := fmt.Sprint(srv.SystemID)
+	var newest, newestFull *Info
+	for _, b := range all {
+		if b.Type == Logical {
+			continue
+		}
+		if b.SystemID != sys {
+			return nil, t, fmt.Errorf("the repository holds backups of another cluster (system identifier %s, this server is %s): use one repository per cluster", b.SystemID, sys)
+		}
+		newest = b
+		if b.Type == Full {
+			newestFull = b
+		}
+	}
+	switch {
+	case t == Full:
+		return nil, Full, nil
+	case newestFull == nil:
+		return nil, Full, nil
+	case t == Differential:
+		return newestFull, t, nil
+	default:
+		return newest, t, nil
+	}
+}
+
+// run copies the data directory between pg_backup_start and pg_backup_stop.
+func run(ctx context.Context, r *repo.Repo, conn *pgx.Conn, opts CreateOptions, info *Info, base *Info, log *slog.Logger) error {
+	// A temporary slot holds the WAL from the backup's start until this
+	// session ends, so no segment we need is recycled while we copy.
+	if _, err := pg.CreateTempSlot(ctx, conn, fmt.Sprintf("bulwark_backup_%d", os.Getpid())); err != nil {
+		return err
+	}
+	info.StartTime = opts.Now().UTC()
+	bs, err := pg.StartBackup(ctx, conn, "bulwark "+info.ID, !opts.SpreadCheckpoint)
+	if err != nil {
+		return err
+	}
+	info.StartLSN, info.Timeline = bs.LSN, bs.Timeline
+	log.Debug("pg_backup_start done", "lsn", bs.LSN, "timeline", bs.Timeline)
+
+	added := r.AddedBytes()
+	g, gctx := errgroup.WithContext(ctx)
+	jobs := make(chan storeJob, 2*opts.Jobs)
+	for range opts.Jobs {
+		g.Go(func() error { return storeWorker(gctx, r, jobs) })
+	}
+	rd := newReader(r, jobs, base)
+	mw := newManifestWriter(gctx, r)
+	stopProgress := reportProgress(opts, "backup", rd, opts.PGData)
+	g.Go(func() error {
+		defer close(jobs)
+		if err := copyData(gctx, r, rd, mw, opts.PGData, base, info); err != nil {
+			return err
+		}
+		stop, err := pg.StopBackup(gctx, conn, false)
+		if err != nil {
+			return err
+		}
+		info.StopLSN, info.StopTime, info.Label = stop.LSN, opts.Now().UTC(), stop.Label
+		return addExtras(gctx, rd, mw, opts.PGData, info, stop)
+	})
+	err = g.Wait()
+	stopProgress()
+	if err != nil {
+		return err
+	}
+	if err := r.Flush(ctx); err != nil {
+		return err
+	}
+	if info.Manifest, err = mw.finish(); err != nil {
+		return fmt.Errorf("write manifest: %w", err)
+	}
+	if err := r.Flush(ctx); err != nil {
+		return err
+	}
+	info.NewBytes = r.AddedBytes() - added
+	info.Files = mw.files
+	info.StoredSize, err = storedSize(ctx, r, info)
+	return err
+}
+
+// copyData walks the data directory and writes its manifest entries.
+func copyData(ctx context.Context, r *repo.Repo, rd *reader, mw *manifestWriter, pgdata string, base, info *Info) error {
+	cursor := newBaseCursor(nil)
+	if base != nil {
+		cursor = newBaseCursor(OpenManifest(ctx, r, base))
+	}
+	return walkData(ctx, pgdata, func(it walkItem) error {
+		be, err := cursor.find(it.rel)
+		if err != nil {
+			return err
+		}
+		e, err := rd.entry(ctx, it, be)
+		if errors.Is(err, errVanished) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if e.Kind == KindFile {
+			info.Size += e.Size
+		}
+		return mw.add(e)
+	})
+}
+
+// addExtras stores what the backup adds to the data directory: the WAL
+// from start to stop, timeline history files, backup_label and
+// tablespace_map.
+func addExtras(ctx context.Context, rd *reader, mw *manifestWriter, pgdata string, info *Info, stop pg.BackupStop) error {
+	segs := wal.SegmentsBetween(info.Timeline, info.StartLSN, stop.LSN, info.SegSize)
+	info.StartWAL, info.StopWAL = segs[0].String(), segs[len(segs)-1].String()
+	walDir := filepath.Join(pgdata, "pg_wal")
+	names := make([]string, 0, len(segs))
+	for _, s := range segs {
+		names = append(names, s.String())
+	}
+	hist, _ := filepath.Glob(filepath.Join(walDir, "*.history"))
+	for _, h := range hist {
+		names = append(names, filepath.Base(h))
+	}
+	for _, n := range names {
+		abs := filepath.Join(walDir, n)
+		fi, err := os.Stat(abs)
+		if err != nil {
+			return fmt.Errorf("WAL needed by the backup: %w", err)
+		}
+		e, err := rd.entry(ctx, walkItem{rel: "pg_wal/" + n, abs: abs, info: fi}, nil)
+		if err != nil {
+			return err
+		}
+		e.Extra = true
+		if err := mw.add(e); err != nil {
+			return err
+		}
+	}
+	files := map[string]string{"backup_label": stop.Label, "tablespace_map": stop.TablespaceMap}
+	for _, n := range []string{"backup_label", "tablespace_map"} {
+		if files[n] == "" {
+			continue
+		}
+		e, err := rd.bytesEntry(ctx, n, []byte(files[n]), pgdata)
+		if err != nil {
+			return err
+		}
+		if err := mw.add(e); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,215 @@
+package backup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math/bits"
+	"os"
+	"os/user"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/bulwarkdb/bulwark/internal/pg"
+	"github.com/bulwarkdb/bulwark/internal/repo"
+	"github.com/bulwarkdb/bulwark/internal/wal"
+)
+
+// storeJob is a block (or delta) to compress, encrypt and pack.
+type storeJob struct {
+	id   repo.ID
+	data *[]byte // from bufPool; the worker returns it
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, BlockSize+4); return &b }}
+
+// reader reads files one at a time, decides what changed, and hands new
+// blobs to the workers. Reading and hashing run at several GB/s on one
+// core; compression is the slow part and runs in parallel in the workers.
+type reader struct {
+	r     *repo.Repo
+	key   *repo.Key
+	jobs  chan<- storeJob
+	base  *Info // nil for a full backup
+	since wal.LSN
+	// notBefore: a file modified after this instant is read even when its
+	// size and mtime match the base (mtime granularity and clock skew).
+	notBefore time.Time
+
+	done   atomic.Int64 // bytes processed, for progress
+	read   atomic.Int64 // bytes actually read from disk
+	owners ownerCache
+	block  []byte
+	hashes []byte
+}
+
+func newReader(r *repo.Repo, jobs chan<- storeJob, base *Info) *reader {
+	rd := &reader{r: r, key: r.Key(), jobs: jobs, base: base, block: make([]byte, BlockSize)}
+	if base != nil {
+		rd.since = base.StartLSN
+		rd.notBefore = base.StartTime.Add(-time.Second)
+	}
+	return rd
+}
+
+// entry builds the manifest entry of one walked item.
+func (rd *reader) entry(ctx context.Context, it walkItem, base *Entry) (*Entry, error) {
+	e := &Entry{Path: it.rel, Mode: it.info.Mode().Perm() | it.info.Mode()&(fs.ModeSetgid|fs.ModeSetuid|fs.ModeSticky)}
+	e.User, e.Group = rd.owners.names(it.info)
+	switch {
+	case it.target != "":
+		e.Kind, e.Target = KindLink, it.target
+	case it.info.IsDir():
+		e.Kind = KindDir
+	default:
+		e.Kind = KindFile
+		if err := rd.file(ctx, it, base, e); err != nil {
+			return nil, err
+		}
+	}
+	return e, nil
+}
+
+// file fills in the content of a regular file's entry.
+func (rd *reader) file(ctx context.Context, it walkItem, base *Entry, e *Entry) error {
+	e.MTime = it.info.ModTime().UnixNano()
+	if base != nil && base.Kind == KindFile && base.Size == it.info.Size() && base.MTime == e.MTime &&
+		it.info.ModTime().Before(rd.notBefore) {
+		e.Size, e.Sum, e.Blocks = base.Size, base.Sum, base.Blocks
+		rd.done.Add(e.Size)
+		return nil // unchanged since the base: referenced, not read
+	}
+	f, err := os.Open(it.abs)
+	if errors.Is(err, fs.ErrNotExist) {
+		return errVanished
+	}
+	if err != nil {
+		return fmt.Errorf("open %s: %w", it.rel, err)
+	}
+	defer f.Close()
+	rf, isRel := pg.ParseRelFile(it.rel)
+	pageDeltas := isRel && rf.Fork == pg.ForkMain && base != nil
+	rd.hashes = rd.hashes[:0]
+	for i := 0; ; i++ {
+		n, err := io.ReadFull(f, rd.block)
+		if n == 0 {
+			break
+		}
+		if err != nil && err != io.ErrUnexpectedEOF {
+			return fmt.Errorf("read %s: %w", it.rel, err)
+		}
+		b, err := rd.storeBlock(ctx, rd.block[:n], base, i, pageDeltas)
+		if err != nil {
+			return err
+		}
+		e.Blocks = append(e.Blocks, b)
+		e.Size += int64(n)
+		rd.done.Add(int64(n))
+		rd.read.Add(int64(n))
+		rd.hashes = append(rd.hashes, b.Hash[:]...)
+		if n < BlockSize {
+			break
+		}
+	}
+	sum := rd.key.Hash(rd.hashes)
+	e.Sum = &sum
+	return nil
+}
+
+// storeBlock decides how block i of a file is kept: as the base's block
+// (unchanged), as the base's parts plus a delta of the changed pages, or
+// whole.
+func (rd *reader) storeBlock(ctx context.Context, block []byte, base *Entry, i int, pageDeltas bool) (Block, error) {
+	h := rd.key.Hash(block)
+	if base != nil && i < len(base.Blocks) && base.blockLen(i) == len(block) {
+		bb := base.Blocks[i]
+		if bb.Hash == h {
+			return bb, nil
+		}
+		if pageDeltas && len(bb.Parts) < maxParts && len(block)%pg.PageSize == 0 {
+			mask := changedPages(block, rd.since)
+			if n := bits.OnesCount32(mask); n > 0 && n <= pagesPerBlock/2 {
+				buf := bufPool.Get().(*[]byte)
+				*buf = encodeDelta(block, mask, *buf)
+				id := rd.key.Hash(*buf)
+				if err := rd.submit(ctx, id, buf); err != nil {
+					return Block{}, err
+				}
+				return Block{Hash: h, Parts: append(append([]repo.ID(nil), bb.Parts...), id)}, nil
+			}
+		}
+	}
+	buf := bufPool.Get().(*[]byte)
+	*buf = append((*buf)[:0], block...)
+	if err := rd.submit(ctx, h, buf); err != nil {
+		return Block{}, err
+	}
+	return Block{Hash: h, Parts: []repo.ID{h}}, nil
+}
+
+// submit queues a blob for storage unless the repository has it already.
+func (rd *reader) submit(ctx context.Context, id repo.ID, buf *[]byte) error {
+	if !rd.r.Reserve(id) {
+		bufPool.Put(buf)
+		return nil
+	}
+	select {
+	case rd.jobs <- storeJob{id: id, data: buf}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// storeWorker compresses, encrypts and packs blobs until jobs closes.
+func storeWorker(ctx context.Context, r *repo.Repo, jobs <-chan storeJob) error {
+	for j := range jobs {
+		err := r.StoreBlob(ctx, repo.BlobData, j.id, *j.data)
+		bufPool.Put(j.data)
+		if err != nil {
+			for range jobs { // drain so the reader is not blocked
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// errVanished marks a file deleted while the backup ran.
+var errVanished = errors.New("file vanished")
+
+// ownerCache maps uids and gids to names, so that a restore as root can
+// give files back to the same user.
+type ownerCache struct {
+	users, groups map[uint32]string
+}
+
+func (c *ownerCache) names(fi fs.FileInfo) (string, string) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return "", ""
+	}
+	if c.users == nil {
+		c.users, c.groups = make(map[uint32]string), make(map[uint32]string)
+	}
+	u, ok := c.users[st.Uid]
+	if !ok {
+		if x, err := user.LookupId(strconv.Itoa(int(st.Uid))); err == nil {
+			u = x.Username
+		}
+		c.users[st.Uid] = u
+	}
+	g, ok := c.groups[st.Gid]
+	if !ok {
+		if x, err := user.LookupGroupId(strconv.Itoa(int(st.Gid))); err == nil {
+			g = x.Name
+		}
+		c.groups[st.Gid] = g
+	}
+	return u, g
+}
