@@ -1,0 +1,557 @@
+package plan
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/goccy/go-yaml/ast"
+	"github.com/goccy/go-yaml/lexer"
+	"github.com/goccy/go-yaml/parser"
+	"github.com/goccy/go-yaml/token"
+)
+
+// decoder turns the YAML of a plan into a Plan, walking goccy/go-yaml's AST
+// by hand rather than unmarshalling, so that it can report every problem (an
+// unmarshaller stops at the first) and say where each one is.
+type decoder struct {
+	file     string
+	problems []Problem
+	// pos maps each field path seen ("service.rto", "repositories[1]") to
+	// where its value is, or its key when the value is empty. "" is the top
+	// of the document. Checks after decoding find their positions here.
+	pos map[string]position
+	// keyAt maps each field path seen to where its key is (for a list
+	// entry, its "-"). A missing field is reported at its parent's key.
+	keyAt map[string]position
+	// ok holds the fields given a value: true when the value decoded, false
+	// when it was of the wrong kind (already reported). Absent and empty
+	// fields are not in it.
+	ok map[string]bool
+}
+
+// field is a key a mapping may hold and how to decode its value.
+type field struct {
+	key    string
+	decode func(path string, v ast.Node)
+}
+
+// maxDepth bounds how deeply flow collections ("[[[") and same-line block
+// sequences ("- - -") may nest. A plan needs 3 levels, and goccy/go-yaml's
+// parser takes time and memory quadratic in this depth (100,000 "[" take
+// 15 GB), so deeper input is refused before it is parsed.
+const maxDepth = 32
+
+// secretAdvice says where a repository passphrase goes instead of the plan.
+const secretAdvice = "put the passphrase in a file and name it with password_file, or use BULWARK_REPO_PASSWORD"
+
+func newDecoder(file string) *decoder {
+	return &decoder{file: file, pos: map[string]position{}, keyAt: map[string]position{}, ok: map[string]bool{}}
+}
+
+func (d *decoder) report(path string, at position, format string, args ...any) {
+	d.problems = append(d.problems, Problem{
+		File: d.file, Line: at.line, Column: at.col, Field: path, Msg: fmt.Sprintf(format, args...),
+	})
+}
+
+// bad reports a problem with the value of path and marks it as not decoded.
+func (d *decoder) bad(path, msg string) {
+	d.report(path, d.where(path), "%s", msg)
+	d.ok[path] = false
+}
+
+// err returns the problems found, in file order, as an *Error, or nil.
+func (d *decoder) err() error {
+	if len(d.problems) == 0 {
+		return nil
+	}
+	slices.SortStableFunc(d.problems, func(a, b Problem) int {
+		return cmp.Or(cmp.Compare(a.Line, b.Line), cmp.Compare(a.Column, b.Column))
+	})
+	return &Error{Problems: d.problems}
+}
+
+// where is the position of the value of path, or of its nearest ancestor in
+// the file when path is absent.
+func (d *decoder) where(path string) position {
+	for {
+		if at, ok := d.pos[path]; ok || path == "" {
+			return at
+		}
+		path = parent(path)
+	}
+}
+
+// whereKey is the position of the key of path, or of the key of its nearest
+// ancestor in the file when path is absent; the top of the document for a
+// top-level field.
+func (d *decoder) whereKey(path string) position {
+	for {
+		if at, ok := d.keyAt[path]; ok {
+			return at
+		}
+		if path == "" {
+			return d.pos[""]
+		}
+		path = parent(path)
+	}
+}
+
+// decode parses data and decodes it into a Plan without validating values.
+// It returns nil if data is not YAML holding a single mapping.
+func (d *decoder) decode(data []byte) *Plan {
+	if len(data) > MaxSize {
+		d.report("", position{}, "larger than %d KiB; this is not a plan file", MaxSize>>10)
+		return nil
+	}
+	tokens := lexer.Tokenize(string(data))
+	if !d.checkNesting(tokens) {
+		return nil
+	}
+	f, err := parse(tokens)
+	if err != nil {
+		d.syntaxError(err)
+		return nil
+	}
+	body := d.document(f)
+	if body == nil {
+		return nil
+	}
+	d.scanSecrets("", body)
+	if !d.checkVersion(body) {
+		return nil
+	}
+	p := &Plan{}
+	d.mapping("", body, []field{
+		{"version", func(path string, v ast.Node) { d.int(path, v, &p.Version) }},
+		{"service", func(path string, v ast.Node) { d.service(path, v, &p.Service) }},
+		{"postgres", func(path string, v ast.Node) { d.postgres(path, v, &p.Postgres) }},
+		{"repositories", func(path string, v ast.Node) { d.repositories(path, v, &p.Repositories) }},
+	})
+	if !d.ok[""] {
+		return nil // not a mapping: nothing to validate
+	}
+	return p
+}
+
+// parse runs goccy/go-yaml's parser on tokens. Duplicate keys are let through
+// so that they are reported along with every other problem.
+func parse(tokens token.Tokens) (f *ast.File, err error) {
+	// The parser is third-party code fed bytes a person typed; a bug in it
+	// must become a problem with the plan, not a crash of the agent.
+	defer func() {
+		if r := recover(); r != nil {
+			f, err = nil, fmt.Errorf("YAML parser failed: %v", r)
+		}
+	}()
+	return parser.Parse(tokens, 0, parser.AllowDuplicateMapKey())
+}
+
+func (d *decoder) checkNesting(tokens token.Tokens) bool {
+	flow, line, entries := 0, 0, 0
+	for _, tk := range tokens {
+		switch tk.Type {
+		case token.SequenceStartType, token.MappingStartType:
+			flow++
+		case token.SequenceEndType, token.MappingEndType:
+			flow--
+		case token.SequenceEntryType, token.MappingKeyType:
+			at := tokenPos(tk)
+			if at.line != line {
+				line, entries = at.line, 0
+			}
+			entries++
+		}
+		if flow > maxDepth || entries > maxDepth {
+			d.report("", tokenPos(tk), "nested more than %d levels deep; this is not a plan file", maxDepth)
+			return false
+		}
+	}
+	return true
+}
+
+func (d *decoder) syntaxError(err error) {
+	var yerr interface {
+		GetToken() *token.Token
+		GetMessage() string
+	}
+	if errors.As(err, &yerr) {
+		d.report("", tokenPos(yerr.GetToken()), "invalid YAML: %s", yerr.GetMessage())
+		return
+	}
+	d.report("", position{}, "invalid YAML: %v", err)
+}
+
+// document returns the body of the single YAML document in f, or nil after
+// reporting why there is none.
+func (d *decoder) document(f *ast.File) ast.Node {
+	var body ast.Node
+	for _, doc := range f.Docs {
+		_, null := doc.Body.(*ast.NullNode)
+		switch {
+		case doc.Body == nil || null:
+			continue // "---" alone, comments only, or "~"
+		case body != nil:
+			d.report("", nodePos(doc.Body), "a plan file holds one YAML document; this is a second one")
+			return nil
+		}
+		body = doc.Body
+	}
+	if body == nil {
+		d.report("", position{}, "empty; a plan needs version, service, postgres and repositories (see docs/plan.md)")
+	}
+	return d.enter("", position{1, 1}, body)
+}
+
+// checkVersion refuses a plan of another schema version before decoding it
+// as version 1, which would bury the reason under a pile of problems.
+func (d *decoder) checkVersion(body ast.Node) bool {
+	m, ok := body.(*ast.MappingNode)
+	if !ok {
+		return true // reported by mapping
+	}
+	for _, kv := range m.Values {
+		n, ok := kv.Value.(*ast.IntegerNode)
+		if keyName(kv.Key) != "version" || !ok {
+			continue
+		}
+		if v, ok := intValue(n); !ok || v != Version {
+			d.report("version", nodePos(n), "unsupported plan version %s; this bulwark reads version %d", n.GetToken().Value, Version)
+			return false
+		}
+	}
+	return true
+}
+
+// scanSecrets reports every key under n that would hold a password.
+func (d *decoder) scanSecrets(path string, n ast.Node) {
+	switch n := n.(type) {
+	case *ast.MappingNode:
+		for _, kv := range n.Values {
+			sub := join(path, keyName(kv.Key))
+			if isSecretKey(keyName(kv.Key)) {
+				d.report(sub, nodePos(kv.Key), "a plan must not hold a password: %s", secretAdvice)
+				continue
+			}
+			d.scanSecrets(sub, kv.Value)
+		}
+	case *ast.SequenceNode:
+		for i, v := range n.Values {
+			d.scanSecrets(index(path, i), v)
+		}
+	case *ast.AnchorNode:
+		d.scanSecrets(path, n.Value)
+	case *ast.TagNode:
+		d.scanSecrets(path, n.Value)
+	}
+}
+
+// isSecretKey says whether a key names a password, whatever its case:
+// password, passphrase, pgpassword, repo_password and so on.
+func isSecretKey(key string) bool {
+	k := strings.ToLower(key)
+	return strings.HasSuffix(k, "password") || strings.HasSuffix(k, "passphrase")
+}
+
+// enter records where the value v of the field path is. It returns v when it
+// holds something to decode, and nil when v is empty (the field counts as not
+// given) or uses a YAML feature plans leave out (reported).
+func (d *decoder) enter(path string, keyAt position, v ast.Node) ast.Node {
+	if path != "" {
+		d.keyAt[path] = keyAt
+	}
+	switch v.(type) {
+	case nil, *ast.NullNode:
+		d.pos[path] = keyAt
+		return nil
+	case *ast.AnchorNode, *ast.AliasNode:
+		d.pos[path] = nodePos(v)
+		d.bad(path, "YAML anchors and aliases are not supported in a plan")
+		return nil
+	case *ast.TagNode:
+		d.pos[path] = nodePos(v)
+		d.bad(path, "YAML tags are not supported in a plan; quote a value to make it a string")
+		return nil
+	}
+	d.pos[path] = nodePos(v)
+	return v
+}
+
+// mapping decodes the mapping n at path, handing the value of each key to its
+// field. It reports keys that are unknown, repeated or merged in.
+func (d *decoder) mapping(path string, n ast.Node, fields []field) {
+	m, ok := n.(*ast.MappingNode)
+	if !ok {
+		d.wrongType(path, n, "a mapping")
+		return
+	}
+	d.ok[path] = true
+	seen := map[string]position{}
+	for _, kv := range m.Values {
+		at, name := nodePos(kv.Key), keyName(kv.Key)
+		sub := join(path, name)
+		_, merge := kv.Key.(*ast.MergeKeyNode)
+		first, dup := seen[name]
+		i := slices.IndexFunc(fields, func(f field) bool { return f.key == name })
+		switch {
+		case merge:
+			d.report(path, at, "YAML merge keys (<<) are not supported in a plan")
+		case isSecretKey(name):
+			// reported by scanSecrets
+		case dup:
+			d.report(sub, at, "duplicate key (first at line %d)", first.line)
+		case i < 0:
+			d.report(sub, at, "unknown field (%s)", suggest(name, fields))
+		default:
+			seen[name] = at
+			if v := d.enter(sub, at, kv.Value); v != nil {
+				fields[i].decode(sub, v)
+			}
+		}
+	}
+}
+
+// suggest names the known key that name is a typo of, if one is close, or
+// else lists the known keys.
+func suggest(name string, fields []field) string {
+	names := make([]string, len(fields))
+	for i, f := range fields {
+		names[i] = f.key
+		if distance(name, f.key) <= min(2, len(f.key)/3) {
+			return "did you mean " + f.key + "?"
+		}
+	}
+	return "known: " + strings.Join(names, ", ")
+}
+
+// distance is the edit distance between a and b in bytes, counting a swap of
+// two neighbours as one edit (optimal string alignment).
+func distance(a, b string) int {
+	if len(a) > len(b)+2 || len(b) > len(a)+2 {
+		return 3 // too far to matter; saves work on long keys
+	}
+	prev, row := make([]int, len(b)+1), make([]int, len(b)+1)
+	var prev2 []int
+	for j := range row {
+		row[j] = j
+	}
+	for i := range len(a) {
+		prev2, prev, row = prev, row, prev2
+		if row == nil {
+			row = make([]int, len(b)+1)
+		}
+		row[0] = i + 1
+		for j := range len(b) {
+			cost := 1
+			if a[i] == b[j] {
+				cost = 0
+			}
+			row[j+1] = min(prev[j+1]+1, row[j]+1, prev[j]+cost)
+			if i > 0 && j > 0 && a[i] == b[j-1] && a[i-1] == b[j] {
+				row[j+1] = min(row[j+1], prev2[j-1]+1)
+			}
+		}
+	}
+	return row[len(b)]
+}
+
+func (d *decoder) service(path string, v ast.Node, s *Service) {
+	d.mapping(path, v, []field{
+		{"name", func(path string, v ast.Node) { d.str(path, v, &s.Name) }},
+		{"tier", func(path string, v ast.Node) { d.int(path, v, &s.Tier) }},
+		{"rto", func(path string, v ast.Node) { d.duration(path, v, &s.RTO) }},
+		{"rpo", func(path string, v ast.Node) { d.duration(path, v, &s.RPO) }},
+	})
+}
+
+func (d *decoder) postgres(path string, v ast.Node, pg *Postgres) {
+	d.mapping(path, v, []field{
+		{"pgdata", func(path string, v ast.Node) { d.str(path, v, &pg.PGData) }},
+		{"db", func(path string, v ast.Node) { d.str(path, v, &pg.DB) }},
+		{"bin_dir", func(path string, v ast.Node) { d.str(path, v, &pg.BinDir) }},
+	})
+}
+
+// repositories decodes the list at path. It appends one Repository per entry,
+// even a bad one, so that repositories[i] is the entry at path[i].
+func (d *decoder) repositories(path string, v ast.Node, rs *[]Repository) {
+	seq, ok := v.(*ast.SequenceNode)
+	if !ok {
+		d.wrongType(path, v, "a list of repositories")
+		return
+	}
+	d.ok[path] = true
+	for i, e := range seq.Values {
+		sub := index(path, i)
+		at := nodePos(e)
+		if i < len(seq.Entries) && seq.Entries[i] != nil {
+			at = tokenPos(seq.Entries[i].Start)
+		}
+		var r Repository
+		if e := d.enter(sub, at, e); e != nil {
+			d.mapping(sub, e, []field{
+				{"name", func(path string, v ast.Node) { d.str(path, v, &r.Name) }},
+				{"url", func(path string, v ast.Node) { d.str(path, v, &r.URL) }},
+				{"password_file", func(path string, v ast.Node) { d.str(path, v, &r.PasswordFile) }},
+			})
+		} else if _, reported := d.ok[sub]; !reported {
+			d.bad(sub, "empty entry; a repository needs a name and a url")
+		}
+		*rs = append(*rs, r)
+	}
+}
+
+func (d *decoder) str(path string, v ast.Node, dst *string) {
+	switch v := v.(type) {
+	case *ast.StringNode:
+		*dst = v.Value
+	case *ast.LiteralNode:
+		*dst = v.Value.Value
+	case *ast.IntegerNode, *ast.FloatNode, *ast.BoolNode, *ast.InfinityNode, *ast.NanNode:
+		d.bad(path, fmt.Sprintf("must be a string, not %s; quote it", kind(v)))
+		return
+	default:
+		d.wrongType(path, v, "a string")
+		return
+	}
+	d.ok[path] = true
+}
+
+func (d *decoder) int(path string, v ast.Node, dst *int) {
+	n, ok := v.(*ast.IntegerNode)
+	if !ok {
+		d.wrongType(path, v, "an integer")
+		return
+	}
+	x, ok := intValue(n)
+	if !ok {
+		d.bad(path, "integer out of range")
+		return
+	}
+	*dst = x
+	d.ok[path] = true
+}
+
+func intValue(n *ast.IntegerNode) (int, bool) {
+	switch x := n.Value.(type) {
+	case int64:
+		return int(x), x >= math.MinInt && x <= math.MaxInt
+	case uint64:
+		return int(x), x <= math.MaxInt
+	}
+	return 0, false
+}
+
+// duration decodes a Go duration ("30s", "1h30m"). A bare 0 is also
+// accepted; other bare numbers are refused, as their unit would be a guess.
+func (d *decoder) duration(path string, v ast.Node, dst *time.Duration) {
+	switch v := v.(type) {
+	case *ast.StringNode:
+		x, err := time.ParseDuration(v.Value)
+		if err != nil {
+			d.bad(path, fmt.Sprintf("invalid duration %s: want a number with a unit (ms, s, m, h), such as 30s, 5m or 1h30m", quote(v.Value)))
+			return
+		}
+		*dst = x
+	case *ast.IntegerNode:
+		if x, ok := intValue(v); !ok || x != 0 {
+			d.bad(path, "a duration needs a unit (ms, s, m, h), such as 30s or 5m; only 0 may go without")
+			return
+		}
+		*dst = 0
+	default:
+		d.wrongType(path, v, "a duration such as 30s or 5m")
+		return
+	}
+	d.ok[path] = true
+}
+
+func (d *decoder) wrongType(path string, v ast.Node, want string) {
+	d.bad(path, fmt.Sprintf("must be %s, not %s", want, kind(v)))
+}
+
+// kind names the kind of YAML value n is, for messages.
+func kind(n ast.Node) string {
+	switch n.(type) {
+	case *ast.MappingNode:
+		return "a mapping"
+	case *ast.SequenceNode:
+		return "a list"
+	case *ast.StringNode, *ast.LiteralNode:
+		return "a string"
+	case *ast.IntegerNode:
+		return "an integer"
+	case *ast.FloatNode, *ast.InfinityNode, *ast.NanNode:
+		return "a number"
+	case *ast.BoolNode:
+		return "a boolean"
+	}
+	return "a " + strings.ToLower(n.Type().String())
+}
+
+// nodePos is where n starts: a block mapping at its first key, a key-value
+// pair at its key, anything else at its token.
+func nodePos(n ast.Node) position {
+	switch n := n.(type) {
+	case nil:
+		return position{}
+	case *ast.MappingNode:
+		if !n.IsFlowStyle && len(n.Values) > 0 {
+			return nodePos(n.Values[0].Key)
+		}
+	case *ast.MappingValueNode:
+		return nodePos(n.Key)
+	}
+	return tokenPos(n.GetToken())
+}
+
+func tokenPos(tk *token.Token) position {
+	if tk == nil || tk.Position == nil {
+		return position{}
+	}
+	return position{line: tk.Position.Line, col: tk.Position.Column}
+}
+
+// keyName is the text of a mapping key.
+func keyName(k ast.MapKeyNode) string {
+	if s, ok := k.(*ast.StringNode); ok {
+		return s.Value
+	}
+	if k == nil || k.GetToken() == nil {
+		return ""
+	}
+	return k.GetToken().Value
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+func index(path string, i int) string { return fmt.Sprintf("%s[%d]", path, i) }
+
+// parent is the path of the field holding path: "repositories[1]" for
+// "repositories[1].url", "repositories" for "repositories[1]".
+func parent(path string) string {
+	i := strings.LastIndexAny(path, ".[")
+	if i < 0 {
+		return ""
+	}
+	return path[:i]
+}
+
+// quote quotes s for a message, cut short if it is long.
+func quote(s string) string {
+	const max = 40
+	if len(s) > max {
+		return fmt.Sprintf("%q...", s[:max])
+	}
+	return fmt.Sprintf("%q", s)
+}

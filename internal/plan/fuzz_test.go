@@ -1,0 +1,98 @@
+package plan
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// FuzzParse checks that Parse never panics, that it returns a plan or an
+// *Error whose problems all name the file, and that a plan it accepts is
+// accepted again, unchanged, once written back out.
+func FuzzParse(f *testing.F) {
+	files, err := filepath.Glob("testdata/*.yaml")
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, file := range files {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	for _, s := range []string{
+		minimal,
+		"",
+		"version: 2\n",
+		"{version: 1, service: {rto: 0}}",
+		"x: &a [*a]\n",
+		"a: 1\n---\nb: 2\n",
+		"- - - 1\n",
+		"service: {password: x}\n",
+		"repositories: [~, {url: 's3://b'}]\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p, err := Parse("f.yaml", data)
+		if err != nil {
+			checkError(t, p, err)
+			return
+		}
+		if p.Version != Version || len(p.Repositories) == 0 || p.Service.RTO <= 0 || p.Postgres.BinDir == "" {
+			t.Fatalf("accepted a plan that breaks an invariant: %+v", p)
+		}
+		again, err := Parse("f.yaml", format(p))
+		if err != nil {
+			t.Fatalf("plan written back out does not parse:\n%s\n%v", format(p), err)
+		}
+		if diff := cmp.Diff(p, again); diff != "" {
+			t.Fatalf("round trip changed the plan (-first +second):\n%s", diff)
+		}
+	})
+}
+
+func checkError(t *testing.T, p *Plan, err error) {
+	t.Helper()
+	var perr *Error
+	if !errors.As(err, &perr) {
+		t.Fatalf("got error %v, want an *Error", err)
+	}
+	if p != nil {
+		t.Fatalf("got a plan along with an error")
+	}
+	if len(perr.Problems) == 0 {
+		t.Fatalf("got an *Error with no problems")
+	}
+	for _, pr := range perr.Problems {
+		if pr.File != "f.yaml" || pr.Line < 0 || pr.Column < 0 || pr.Msg == "" {
+			t.Fatalf("malformed problem %+v", pr)
+		}
+	}
+}
+
+// format writes p as a plan file, with every string double-quoted.
+func format(p *Plan) []byte {
+	var b strings.Builder
+	fmt.Fprintf(&b, "version: %d\nservice:\n", p.Version)
+	fmt.Fprintf(&b, "  name: %s\n  tier: %d\n  rto: %s\n  rpo: %s\n", q(p.Service.Name), p.Service.Tier, q(p.Service.RTO.String()), q(p.Service.RPO.String()))
+	fmt.Fprintf(&b, "postgres:\n  pgdata: %s\n  db: %s\n  bin_dir: %s\n", q(p.Postgres.PGData), q(p.Postgres.DB), q(p.Postgres.BinDir))
+	b.WriteString("repositories:\n")
+	for _, r := range p.Repositories {
+		fmt.Fprintf(&b, "  - name: %s\n    url: %s\n", q(r.Name), q(r.URL))
+		if r.PasswordFile != "" {
+			fmt.Fprintf(&b, "    password_file: %s\n", q(r.PasswordFile))
+		}
+	}
+	return []byte(b.String())
+}
+
+// q quotes s as a YAML double-quoted scalar; Go's escapes are a subset of YAML's.
+func q(s string) string { return strconv.Quote(s) }

@@ -1,0 +1,179 @@
+package plan
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"unicode"
+)
+
+// validate checks the values of a decoded plan: required fields, ranges,
+// names, paths and URLs. It skips fields whose values did not decode (already
+// reported) and finds the position of each problem in d.pos.
+func (d *decoder) validate(p *Plan) {
+	d.require("version") // its value was checked by checkVersion
+	if d.require("service") {
+		d.validateService(p.Service)
+	}
+	if d.require("postgres") {
+		d.validatePostgres(p.Postgres)
+	}
+	if d.require("repositories") {
+		d.validateRepositories(p.Repositories)
+	}
+}
+
+// require reports path if it is absent or empty, and says whether its value
+// decoded and can be checked further.
+func (d *decoder) require(path string) bool {
+	ok, given := d.ok[path]
+	if !given {
+		d.report(path, d.whereKey(path), "required")
+	}
+	return ok
+}
+
+// check reports msg, if any, against path.
+func (d *decoder) check(path, msg string) {
+	if msg != "" {
+		d.report(path, d.where(path), "%s", msg)
+	}
+}
+
+func (d *decoder) validateService(s Service) {
+	if d.require("service.name") {
+		d.check("service.name", checkName(s.Name))
+	}
+	if d.require("service.tier") && (s.Tier < 0 || s.Tier > 4) {
+		d.report("service.tier", d.where("service.tier"), "must be from 0 (mission critical) to 4 (non-critical), not %d", s.Tier)
+	}
+	if d.require("service.rto") && s.RTO <= 0 {
+		d.report("service.rto", d.where("service.rto"), "must be more than 0")
+	}
+	if d.require("service.rpo") && s.RPO < 0 {
+		d.report("service.rpo", d.where("service.rpo"), "must not be negative (0 means no data loss)")
+	}
+}
+
+func (d *decoder) validatePostgres(pg Postgres) {
+	if d.require("postgres.pgdata") {
+		d.check("postgres.pgdata", checkPath(pg.PGData))
+	}
+	if d.ok["postgres.bin_dir"] {
+		d.check("postgres.bin_dir", checkPath(pg.BinDir))
+	}
+	if d.ok["postgres.db"] {
+		d.check("postgres.db", checkConnString(pg.DB))
+	}
+}
+
+func (d *decoder) validateRepositories(rs []Repository) {
+	if len(rs) == 0 {
+		d.report("repositories", d.where("repositories"), "at least one repository is required")
+	}
+	names := map[string]string{} // name → path of the first repository with it
+	urls := map[string]string{}  // URL → path of the first repository with it
+	for i, r := range rs {
+		path := index("repositories", i)
+		if !d.ok[path] {
+			continue
+		}
+		if d.require(path + ".name") {
+			d.check(path+".name", checkName(r.Name))
+			d.checkUnique(names, path+".name", r.Name, "repository name")
+		}
+		if d.require(path + ".url") {
+			msg := checkRepositoryURL(r.URL)
+			d.check(path+".url", msg)
+			if msg == "" {
+				d.checkUnique(urls, path+".url", r.URL, "URL")
+			}
+		}
+		if d.ok[path+".password_file"] {
+			d.check(path+".password_file", checkPath(r.PasswordFile))
+		}
+	}
+}
+
+// checkUnique reports path when seen already holds value, and records it
+// otherwise.
+func (d *decoder) checkUnique(seen map[string]string, path, value, what string) {
+	first, dup := seen[value]
+	if !dup {
+		seen[value] = path
+		return
+	}
+	d.report(path, d.where(path), "duplicate %s; %s has it too (line %d)", what, parent(first), d.where(first).line)
+}
+
+// checkName says what is wrong with a service or repository name, or "" if
+// nothing is. Names cannot contain ":", so no name is mistaken for a URL.
+func checkName(s string) string {
+	const msg = "must be lowercase letters, digits, _ and -, starting with a letter or digit"
+	if s == "" {
+		return "must not be empty"
+	}
+	for i, c := range s {
+		switch {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+		case (c == '_' || c == '-') && i > 0:
+		default:
+			return msg
+		}
+	}
+	return ""
+}
+
+// checkPath says what is wrong with a local path in the plan, or "" if
+// nothing is. Paths must be absolute: the plan is read from many working
+// directories (agent, archive_command, an operator's shell).
+func checkPath(s string) string {
+	switch {
+	case s == "":
+		return "must not be empty"
+	case strings.ContainsFunc(s, unicode.IsControl):
+		return "must not contain control characters"
+	case !filepath.IsAbs(s):
+		return "must be an absolute path"
+	}
+	return ""
+}
+
+// checkRepositoryURL says what is wrong with a repository URL, or "" if
+// nothing is. Messages never repeat the URL: it may hold a password.
+func checkRepositoryURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err // without the URL
+		}
+		return fmt.Sprintf("not a URL: %v", err)
+	}
+	if _, set := u.User.Password(); set {
+		return "must not hold a password: " + secretAdvice
+	}
+	if u.User != nil {
+		return "must not hold a user name"
+	}
+	switch u.Scheme {
+	case "file":
+		if u.Opaque != "" || u.Host != "" || !strings.HasPrefix(u.Path, "/") {
+			return "a file URL needs an absolute path after file://, as in file:///var/lib/bulwark/repo"
+		}
+		if u.RawQuery != "" || u.Fragment != "" {
+			return "a file URL takes no query or fragment"
+		}
+	case "s3":
+		if u.Opaque != "" || u.Host == "" {
+			return "an s3 URL needs a bucket, as in s3://bucket/prefix"
+		}
+	case "":
+		return "must have a scheme, as in file:///var/lib/bulwark/repo"
+	default:
+		return fmt.Sprintf("unsupported scheme %s; use file:// (or s3://)", quote(u.Scheme))
+	}
+	return ""
+}
