@@ -1,0 +1,28 @@
+# Bulwark build and test entry points. CI runs `make test` (.ci/run).
+GO ?= go
+BIN := bin/bulwark
+
+.PHONY: build test test-short demo bench clean
+
+build:
+	$(GO) build -o $(BIN) ./cmd/bulwark
+
+# Integration level: real PostgreSQL. BULWARK_TEST_REQUIRE turns the skips of
+# missing servers into failures (a caller may widen it, e.g. "pg,etcd").
+test: export BULWARK_TEST_REQUIRE ?= pg
+test:
+	bash scripts/install-deps.sh
+	$(GO) vet ./...
+	$(GO) test -race -timeout 25m ./...
+
+test-short:
+	$(GO) test -short ./...
+
+demo:
+	bash scripts/demo.sh
+
+bench:
+	bash bench/run.sh
+
+clean:
+	rm -rf bin
