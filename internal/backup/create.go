@@ -248,7 +248,9 @@ func copyData(ctx context.Context, r *repo.Repo, rd *reader, mw *manifestWriter,
 // from start to stop, timeline history files, backup_label and
 // tablespace_map.
 func addExtras(ctx context.Context, rd *reader, mw *manifestWriter, pgdata string, info *Info, stop pg.BackupStop) error {
-	segs := wal.SegmentsBetween(info.Timeline, info.StartLSN, stop.LSN, info.SegSize)
+	// The stop record ends at stop.LSN: it lies in the segment of stop.LSN-1,
+	// which is also the last segment pg_backup_stop waits for.
+	segs := wal.SegmentsBetween(info.Timeline, info.StartLSN, stop.LSN-1, info.SegSize)
 	info.StartWAL, info.StopWAL = segs[0].String(), segs[len(segs)-1].String()
 	walDir := filepath.Join(pgdata, "pg_wal")
 	names := make([]string, 0, len(segs))

@@ -237,7 +237,7 @@ func pgCommand(ctx context.Context, binDir, name, conn string, args ...string) (
 	return cmd, &stderr
 }
 
-var kvPassword = regexp.MustCompile(`(^|\s)password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)`)
+var kvPassword = regexp.MustCompile(`(^|\s)password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)\s*`)
 
 // stripPassword removes the password from a libpq connection string or URL.
 func stripPassword(conn string) (string, string) {

@@ -50,7 +50,11 @@ func walkDir(ctx context.Context, relDir, absDir string, fn func(walkItem) error
 	if err != nil {
 		return fmt.Errorf("read directory: %w", err)
 	}
-	unlogged := unloggedRelations(relDir, entries)
+	names := make([]string, len(entries))
+	for i, d := range entries {
+		names[i] = d.Name()
+	}
+	unlogged := pg.UnloggedFilter(relDir, names) // only the init fork of an unlogged relation is kept
 	for _, d := range entries {
 		rel := path.Join(relDir, d.Name())
 		abs := filepath.Join(absDir, d.Name())
@@ -58,8 +62,8 @@ func walkDir(ctx context.Context, relDir, absDir string, fn func(walkItem) error
 		if kind == pg.SkipFile {
 			continue
 		}
-		if rf, ok := pg.ParseRelFile(rel); ok && rf.Fork != pg.ForkInit && unlogged[rf.RelFilenode] {
-			continue // unlogged: only its init fork is backed up
+		if unlogged(d.Name()) {
+			continue
 		}
 		info, err := d.Info()
 		if errors.Is(err, fs.ErrNotExist) {
@@ -112,19 +116,4 @@ func visit(ctx context.Context, it walkItem, kind pg.ExcludeKind, fn func(walkIt
 		return fn(it)
 	}
 	return nil // sockets, devices: not part of a cluster
-}
-
-// unloggedRelations returns the relfilenodes in a directory that have an
-// init fork: those are unlogged, and their other forks are not backed up.
-func unloggedRelations(relDir string, entries []fs.DirEntry) map[uint32]bool {
-	var m map[uint32]bool
-	for _, d := range entries {
-		if rf, ok := pg.ParseRelFile(path.Join(relDir, d.Name())); ok && rf.Fork == pg.ForkInit {
-			if m == nil {
-				m = make(map[uint32]bool)
-			}
-			m[rf.RelFilenode] = true
-		}
-	}
-	return m
 }

@@ -47,9 +47,10 @@ func (o Options) withDefaults(name string) Options {
 }
 
 // Instance is one running PostgreSQL server listening on 127.0.0.1:Port and
-// on a Unix socket in SocketDir. Its methods that take a testing.TB fail the
-// test on error and must be called from the test's goroutine; Exec and
-// QueryInt are safe for concurrent use otherwise.
+// on a Unix socket in SocketDir. Exec, QueryInt, QueryString and TableHashes
+// share one connection, serialised by a mutex. Like every method that takes a
+// testing.TB, they fail the test with t.Fatal, which only the test's own
+// goroutine may call: give other goroutines their own Conn.
 type Instance struct {
 	Name      string
 	DataDir   string

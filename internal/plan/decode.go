@@ -4,10 +4,8 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
-	"math"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/lexer"
@@ -74,32 +72,6 @@ func (d *decoder) err() error {
 		return cmp.Or(cmp.Compare(a.Line, b.Line), cmp.Compare(a.Column, b.Column))
 	})
 	return &Error{Problems: d.problems}
-}
-
-// where is the position of the value of path, or of its nearest ancestor in
-// the file when path is absent.
-func (d *decoder) where(path string) position {
-	for {
-		if at, ok := d.pos[path]; ok || path == "" {
-			return at
-		}
-		path = parent(path)
-	}
-}
-
-// whereKey is the position of the key of path, or of the key of its nearest
-// ancestor in the file when path is absent; the top of the document for a
-// top-level field.
-func (d *decoder) whereKey(path string) position {
-	for {
-		if at, ok := d.keyAt[path]; ok {
-			return at
-		}
-		if path == "" {
-			return d.pos[""]
-		}
-		path = parent(path)
-	}
 }
 
 // decode parses data and decodes it into a Plan without validating values.
@@ -316,50 +288,6 @@ func (d *decoder) mapping(path string, n ast.Node, fields []field) {
 	}
 }
 
-// suggest names the known key that name is a typo of, if one is close, or
-// else lists the known keys.
-func suggest(name string, fields []field) string {
-	names := make([]string, len(fields))
-	for i, f := range fields {
-		names[i] = f.key
-		if distance(name, f.key) <= min(2, len(f.key)/3) {
-			return "did you mean " + f.key + "?"
-		}
-	}
-	return "known: " + strings.Join(names, ", ")
-}
-
-// distance is the edit distance between a and b in bytes, counting a swap of
-// two neighbours as one edit (optimal string alignment).
-func distance(a, b string) int {
-	if len(a) > len(b)+2 || len(b) > len(a)+2 {
-		return 3 // too far to matter; saves work on long keys
-	}
-	prev, row := make([]int, len(b)+1), make([]int, len(b)+1)
-	var prev2 []int
-	for j := range row {
-		row[j] = j
-	}
-	for i := range len(a) {
-		prev2, prev, row = prev, row, prev2
-		if row == nil {
-			row = make([]int, len(b)+1)
-		}
-		row[0] = i + 1
-		for j := range len(b) {
-			cost := 1
-			if a[i] == b[j] {
-				cost = 0
-			}
-			row[j+1] = min(prev[j+1]+1, row[j]+1, prev[j]+cost)
-			if i > 0 && j > 0 && a[i] == b[j-1] && a[i-1] == b[j] {
-				row[j+1] = min(row[j+1], prev2[j-1]+1)
-			}
-		}
-	}
-	return row[len(b)]
-}
-
 func (d *decoder) service(path string, v ast.Node, s *Service) {
 	d.mapping(path, v, []field{
 		{"name", func(path string, v ast.Node) { d.str(path, v, &s.Name) }},
@@ -404,154 +332,4 @@ func (d *decoder) repositories(path string, v ast.Node, rs *[]Repository) {
 		}
 		*rs = append(*rs, r)
 	}
-}
-
-func (d *decoder) str(path string, v ast.Node, dst *string) {
-	switch v := v.(type) {
-	case *ast.StringNode:
-		*dst = v.Value
-	case *ast.LiteralNode:
-		*dst = v.Value.Value
-	case *ast.IntegerNode, *ast.FloatNode, *ast.BoolNode, *ast.InfinityNode, *ast.NanNode:
-		d.bad(path, fmt.Sprintf("must be a string, not %s; quote it", kind(v)))
-		return
-	default:
-		d.wrongType(path, v, "a string")
-		return
-	}
-	d.ok[path] = true
-}
-
-func (d *decoder) int(path string, v ast.Node, dst *int) {
-	n, ok := v.(*ast.IntegerNode)
-	if !ok {
-		d.wrongType(path, v, "an integer")
-		return
-	}
-	x, ok := intValue(n)
-	if !ok {
-		d.bad(path, "integer out of range")
-		return
-	}
-	*dst = x
-	d.ok[path] = true
-}
-
-func intValue(n *ast.IntegerNode) (int, bool) {
-	switch x := n.Value.(type) {
-	case int64:
-		return int(x), x >= math.MinInt && x <= math.MaxInt
-	case uint64:
-		return int(x), x <= math.MaxInt
-	}
-	return 0, false
-}
-
-// duration decodes a Go duration ("30s", "1h30m"). A bare 0 is also
-// accepted; other bare numbers are refused, as their unit would be a guess.
-func (d *decoder) duration(path string, v ast.Node, dst *time.Duration) {
-	switch v := v.(type) {
-	case *ast.StringNode:
-		x, err := time.ParseDuration(v.Value)
-		if err != nil {
-			d.bad(path, fmt.Sprintf("invalid duration %s: want a number with a unit (ms, s, m, h), such as 30s, 5m or 1h30m", quote(v.Value)))
-			return
-		}
-		*dst = x
-	case *ast.IntegerNode:
-		if x, ok := intValue(v); !ok || x != 0 {
-			d.bad(path, "a duration needs a unit (ms, s, m, h), such as 30s or 5m; only 0 may go without")
-			return
-		}
-		*dst = 0
-	default:
-		d.wrongType(path, v, "a duration such as 30s or 5m")
-		return
-	}
-	d.ok[path] = true
-}
-
-func (d *decoder) wrongType(path string, v ast.Node, want string) {
-	d.bad(path, fmt.Sprintf("must be %s, not %s", want, kind(v)))
-}
-
-// kind names the kind of YAML value n is, for messages.
-func kind(n ast.Node) string {
-	switch n.(type) {
-	case *ast.MappingNode:
-		return "a mapping"
-	case *ast.SequenceNode:
-		return "a list"
-	case *ast.StringNode, *ast.LiteralNode:
-		return "a string"
-	case *ast.IntegerNode:
-		return "an integer"
-	case *ast.FloatNode, *ast.InfinityNode, *ast.NanNode:
-		return "a number"
-	case *ast.BoolNode:
-		return "a boolean"
-	}
-	return "a " + strings.ToLower(n.Type().String())
-}
-
-// nodePos is where n starts: a block mapping at its first key, a key-value
-// pair at its key, anything else at its token.
-func nodePos(n ast.Node) position {
-	switch n := n.(type) {
-	case nil:
-		return position{}
-	case *ast.MappingNode:
-		if !n.IsFlowStyle && len(n.Values) > 0 {
-			return nodePos(n.Values[0].Key)
-		}
-	case *ast.MappingValueNode:
-		return nodePos(n.Key)
-	}
-	return tokenPos(n.GetToken())
-}
-
-func tokenPos(tk *token.Token) position {
-	if tk == nil || tk.Position == nil {
-		return position{}
-	}
-	return position{line: tk.Position.Line, col: tk.Position.Column}
-}
-
-// keyName is the text of a mapping key.
-func keyName(k ast.MapKeyNode) string {
-	if s, ok := k.(*ast.StringNode); ok {
-		return s.Value
-	}
-	if k == nil || k.GetToken() == nil {
-		return ""
-	}
-	return k.GetToken().Value
-}
-
-func join(path, key string) string {
-	if path == "" {
-		return key
-	}
-	return path + "." + key
-}
-
-func index(path string, i int) string { return fmt.Sprintf("%s[%d]", path, i) }
-
-// parent is the path of the field holding path: "repositories[1]" for
-// "repositories[1].url", "repositories" for "repositories[1]".
-func parent(path string) string {
-	i := strings.LastIndexAny(path, ".[")
-	if i < 0 {
-		return ""
-	}
-	return path[:i]
-}
-
-// quote quotes s for a message, cut short if it is long.
-func quote(s string) string {
-	const max = 40
-	if len(s) > max {
-		return fmt.Sprintf("%q...", s[:max])
-	}
-	return fmt.Sprintf("%q", s)
 }

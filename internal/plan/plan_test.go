@@ -396,3 +396,26 @@ func TestExampleInDocs(t *testing.T) {
 		t.Errorf("the example in docs/plan.md is not a valid plan:\n%v", err)
 	}
 }
+
+func TestDistance(t *testing.T) {
+	tests := []struct {
+		a, b string
+		want int
+	}{
+		{"tier", "tier", 0},
+		{"teir", "tier", 1},
+		{"servce", "service", 1},
+		{"bindir", "bin_dir", 1},
+		{"", "db", 2},
+		{"rot", "rto", 1},
+		{"kitten", "sitting", 3},
+		{"x", "repositories", 3}, // too far to count exactly
+	}
+	for _, tt := range tests {
+		t.Run(tt.a+"/"+tt.b, func(t *testing.T) {
+			if got := distance(tt.a, tt.b); got != tt.want {
+				t.Errorf("distance(%q, %q) = %d, want %d", tt.a, tt.b, got, tt.want)
+			}
+		})
+	}
+}

@@ -45,8 +45,3 @@ func (e *Error) Error() string {
 	}
 	return strings.Join(lines, "\n")
 }
-
-// position is a place in the plan file; the zero value is no place.
-type position struct {
-	line, col int
-}

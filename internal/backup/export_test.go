@@ -1,0 +1,4 @@
+package backup
+
+// StripPassword is exported for tests.
+var StripPassword = stripPassword
