@@ -204,3 +204,35 @@ func TestDeltaRestore(t *testing.T) {
 		t.Fatalf("delta-restored data differs:\n%s", d)
 	}
 }
+
+func TestTablespaces(t *testing.T) {
+	ctx := context.Background()
+	p := pgtest.Start(t, pgtest.Options{Name: "primary"})
+	r, _ := newRepo(t)
+	spc := pgtest.Dir(t)
+	p.Exec(t, "CREATE TABLESPACE extra LOCATION '"+spc+"'")
+	p.Exec(t, `CREATE TABLE far TABLESPACE extra AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 20000) g`)
+	full := take(t, r, p, backup.Full)
+	p.Exec(t, `UPDATE far SET v = 'new' WHERE id < 50`)
+	incr := take(t, r, p, backup.Incremental)
+	want := p.TableHashes(t)
+	oid := p.QueryString(t, "SELECT oid::text FROM pg_tablespace WHERE spcname = 'extra'")
+
+	moved := filepath.Join(pgtest.Dir(t), "spc")
+	target := filepath.Join(pgtest.Dir(t), "data")
+	_, err := backup.Restore(ctx, r, backup.RestoreOptions{Backup: incr.ID, PGData: target, TablespaceMap: map[string]string{oid: moved}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if link, _ := os.Readlink(filepath.Join(target, "pg_tblspc", oid)); link != moved {
+		t.Fatalf("tablespace link points at %q, want %q", link, moved)
+	}
+	s := pgtest.StartDataDir(t, target, pgtest.Options{Name: "restored"})
+	if d := cmp.Diff(want, s.TableHashes(t)); d != "" {
+		t.Fatalf("restored data differs:\n%s", d)
+	}
+	if link, _ := os.Readlink(filepath.Join(target, "pg_tblspc", oid)); link != moved {
+		t.Fatalf("after start, tablespace link points at %q, want %q", link, moved)
+	}
+	_ = full
+}

@@ -26,6 +26,10 @@ type RestoreOptions struct {
 	// from the backup, and removes files the backup does not have.
 	Delta    bool
 	Jobs     int // parallel file writers; default GOMAXPROCS
+	// TablespaceMap moves tablespaces: tablespace OID (the name under
+	// pg_tblspc) to the directory it is restored into. Unmapped
+	// tablespaces go back to their original directory.
+	TablespaceMap map[string]string
 	Logger   *slog.Logger
 	Progress func(Progress)
 }
@@ -62,7 +66,7 @@ func Restore(ctx context.Context, r *repo.Repo, opts RestoreOptions) (*Info, err
 	if err != nil {
 		return nil, err
 	}
-	rs := &restorer{r: r, key: r.Key(), target: target, delta: opts.Delta, asRoot: os.Geteuid() == 0}
+	rs := &restorer{r: r, key: r.Key(), target: target, delta: opts.Delta, asRoot: os.Geteuid() == 0, spcMap: opts.TablespaceMap}
 	err = rs.run(ctx, info, opts)
 	if err != nil {
 		if fresh {
@@ -116,6 +120,7 @@ type restorer struct {
 	owners ownerIDs
 	done   atomic.Int64
 	kept   map[string]bool // delta: paths the backup has
+	spcMap map[string]string
 }
 
 func (rs *restorer) run(ctx context.Context, info *Info, opts RestoreOptions) error {
@@ -160,6 +165,9 @@ func (rs *restorer) run(ctx context.Context, info *Info, opts RestoreOptions) er
 			switch {
 			case e.Path == controlFile:
 				control = e
+			case e.Path == tablespaceMap:
+				// The links are made here (and may be moved by TablespaceMap);
+				// PostgreSQL would re-point them at the original paths.
 			case e.Kind == KindFile:
 				select {
 				case files <- e:
@@ -229,8 +237,17 @@ func (rs *restorer) dirOrLink(e *Entry) error {
 	return fmt.Errorf("%w: entry %s of unknown kind %q", repo.ErrCorrupt, e.Path, e.Kind)
 }
 
+// tablespaceMap is the file pg_backup_stop returns to describe tablespace
+// links; restore recreates the links itself instead.
+const tablespaceMap = "tablespace_map"
+
 // link recreates a symlink; for a tablespace, its directory too.
 func (rs *restorer) link(p string, e *Entry) error {
+	if oid, ok := strings.CutPrefix(e.Path, "pg_tblspc/"); ok && rs.spcMap[oid] != "" {
+		moved := *e
+		moved.Target = rs.spcMap[oid]
+		e = &moved
+	}
 	if cur, err := os.Readlink(p); err == nil && cur == e.Target {
 		return nil
 	}

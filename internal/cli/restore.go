@@ -15,6 +15,7 @@ func (a *app) newRestoreCmd() *cobra.Command {
 	var id, typ string
 	var delta, clean bool
 	var jobs int
+	var spcMap map[string]string
 	cmd := &cobra.Command{
 		Use:   "restore",
 		Short: "Restore a backup into a data directory (or, --type logical, into a database)",
@@ -37,7 +38,7 @@ func (a *app) newRestoreCmd() *cobra.Command {
 					return usageError{errors.New("no target: pass --pgdata DIR")}
 				}
 				pr := a.progress()
-				info, err = backup.Restore(cmd.Context(), r, backup.RestoreOptions{Backup: id, PGData: pf.pgdata, Delta: delta, Jobs: jobs, Logger: a.log, Progress: pr})
+				info, err = backup.Restore(cmd.Context(), r, backup.RestoreOptions{Backup: id, PGData: pf.pgdata, Delta: delta, Jobs: jobs, Logger: a.log, Progress: pr, TablespaceMap: spcMap})
 				a.endProgress(pr)
 			default:
 				return usageError{fmt.Errorf("--type %q: want physical or logical", typ)}
@@ -61,6 +62,7 @@ func (a *app) newRestoreCmd() *cobra.Command {
 	cmd.Flags().BoolVar(&delta, "delta", false, "rewrite only the files of a non-empty target that differ")
 	cmd.Flags().BoolVar(&clean, "clean", false, "logical: drop objects before recreating them")
 	cmd.Flags().IntVar(&jobs, "jobs", 0, "parallel writers (default: number of CPUs)")
+	cmd.Flags().StringToStringVar(&spcMap, "tablespace-map", nil, "restore tablespace OID into DIR instead of its original directory (OID=DIR, repeatable)")
 	return cmd
 }
 
