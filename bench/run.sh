@@ -276,7 +276,7 @@ backup_step() {
 
 		# pgBackRest, plain and bundle+block
 		for t in pgbr pgbb; do
-			[[ $t == pgbb ]] && ((!PGBB)) && continue
+			if [[ $t == pgbb ]] && ((!PGBB)); then continue; fi
 			[[ $op == full ]] && pgbr_setup "$ds" "$t" "$r"
 			conf=$(pgbr_conf "$ds" "$t" "$r")
 			repo=$WORK/repos/$ds/$t.$r
@@ -299,13 +299,13 @@ backup_step() {
 			measure "$key" "$PG_BIN/pg_basebackup" -h 127.0.0.1 -p "$PORT" -U postgres \
 				-D "$dir" -Fp -X stream -c fast
 			Z[$key]=$(dusb "$dir")
-			((r > 1)) && rm -rf "$dir" # run 1's copy is the source of its restores
+			if ((r > 1)); then rm -rf "$dir"; fi # run 1's copy is the source of its restores
 			dir=$WORK/pgb/$ds.tz.$r
 			key=$ds.full.tz.$r
 			measure "$key" "$PG_BIN/pg_basebackup" -h 127.0.0.1 -p "$PORT" -U postgres \
 				-D "$dir" -Ft -X stream -c fast --compress=client-zstd:3
 			Z[$key]=$(dusb "$dir")
-			((r > 1)) && rm -rf "$dir"
+			if ((r > 1)); then rm -rf "$dir"; fi
 		fi
 	done
 }
@@ -317,7 +317,7 @@ restore_step() {
 	log "== dataset $ds: restores"
 	for ((r = 1; r <= RUNS; r++)); do
 		for t in "${TOOLS[@]}"; do
-			[[ $t == pgbb ]] && ((!PGBB)) && continue
+			if [[ $t == pgbb ]] && ((!PGBB)); then continue; fi
 			key=$ds.restore.$t.$r
 			dst=$WORK/restore/$ds.$t.$r
 			as_pg mkdir -m 700 -p "$dst"
@@ -340,7 +340,7 @@ restore_step() {
 			tz)
 				# Extract base.tar.zst and pg_wal.tar.zst, then sync.
 				src=$WORK/pgb/$ds.tz.1
-				measure "$key" bash -c 'set -e; tar -C "$2" -I zstd -xf "$1/base.tar.zst"
+				measure "$key" bash -c 'set -e; mkdir -p "$2/pg_wal"; tar -C "$2" -I zstd -xf "$1/base.tar.zst"
 					tar -C "$2/pg_wal" -I zstd -xf "$1/pg_wal.tar.zst"; sync -f "$2"' tar "$src" "$dst"
 				;;
 			esac
@@ -371,9 +371,9 @@ median() { # values... (empty ones ignored)
 	printf '%s\n' "$@" | awk 'NF' | sort -g | awk '{ a[NR] = $1 } END { if (NR) print a[int((NR + 1) / 2)] }'
 }
 
-# stat ARRAY DATASET OP TOOL: median over the runs, empty when any failed or
+# med ARRAY DATASET OP TOOL: median over the runs, empty when any failed or
 # none measured.
-stat() {
+med() {
 	local -n arr=$1
 	local r vals=()
 	for ((r = 1; r <= RUNS; r++)); do
@@ -403,11 +403,11 @@ cell() { # DATASET OP TOOL
 		echo "FAILED (see log)"
 		return
 	fi
-	t=$(stat T "$1" "$2" "$3")
+	t=$(med T "$1" "$2" "$3")
 	[[ -z $t ]] && { echo "—"; return; }
-	z=$(stat Z "$1" "$2" "$3")
-	m=$(stat M "$1" "$2" "$3")
-	s=$(stat S "$1" "$2" "$3")
+	z=$(med Z "$1" "$2" "$3")
+	m=$(med M "$1" "$2" "$3")
+	s=$(med S "$1" "$2" "$3")
 	out="$(printf '%.1f s' "$t") · $(human "$z") · RSS $(human $((m * 1024)))"
 	if [[ -n $s ]] && ((s * 10 > m * 11)); then
 		out+=" (Σ $(human $((s * 1024))))"
@@ -436,8 +436,8 @@ table() { # DATASET OPS...
 		label=${OPLABEL[$ds.$op]}
 		row="| $label |"
 		for t in "${tools[@]}"; do row+=" $(cell "$ds" "$op" "$t") |"; done
-		row+=" $(ratio "$(stat T "$ds" "$op" bw)" "$(stat T "$ds" "$op" pgbr)") |"
-		row+=" $(ratio "$(stat Z "$ds" "$op" bw)" "$(stat Z "$ds" "$op" pgbr)") |"
+		row+=" $(ratio "$(med T "$ds" "$op" bw)" "$(med T "$ds" "$op" pgbr)") |"
+		row+=" $(ratio "$(med Z "$ds" "$op" bw)" "$(med Z "$ds" "$op" pgbr)") |"
 		echo "$row"
 	done
 	# Repository size after all steps (run 1).
@@ -479,16 +479,16 @@ goals() {
 	echo
 	for ds in A B; do
 		for op in full restore; do
-			a=$(stat T "$ds" "$op" bw)
-			b=$(stat T "$ds" "$op" pgbr)
+			a=$(med T "$ds" "$op" bw)
+			b=$(med T "$ds" "$op" pgbr)
 			[[ -z $a || -z $b ]] && { echo "- n/a: dataset $ds $op (a run failed)"; continue; }
 			ok=$(awk -v a="$a" -v b="$b" 'BEGIN { print (a <= b) ? 1 : 0 }')
 			goal "dataset $ds $op: bulwark ${a} s ≤ pgBackRest ${b} s" "$ok"
 		done
 		for op in incr diff; do
 			[[ $ds == B && $op == diff ]] && continue
-			a=$(stat Z "$ds" "$op" bw)
-			b=$(stat Z "$ds" "$op" pgbr)
+			a=$(med Z "$ds" "$op" bw)
+			b=$(med Z "$ds" "$op" pgbr)
 			[[ -z $a || -z $b ]] && { echo "- n/a: dataset $ds $op size (a run failed)"; continue; }
 			ok=$(awk -v a="$a" -v b="$b" 'BEGIN { print (a * 3 <= b) ? 1 : 0 }')
 			goal "dataset $ds $op size: bulwark $(human "$a") ≤ ⅓ of pgBackRest $(human "$b")" "$ok"

@@ -53,6 +53,9 @@ func Restore(ctx context.Context, r *repo.Repo, opts RestoreOptions) (*Info, err
 	if err != nil {
 		return nil, err
 	}
+	if info.Type == Logical {
+		return nil, fmt.Errorf("backup %s is a logical backup: restore it into a database with --type logical --db CONNSTRING", info.ID)
+	}
 	lock, err := r.Lock(ctx, "restore", false)
 	if err != nil {
 		return nil, err

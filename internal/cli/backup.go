@@ -124,8 +124,12 @@ func (a *app) newBackupListCmd() *cobra.Command {
 			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tTYPE\tBASE\tTL\tSTART LSN\tSTOP LSN\tSTARTED\tDURATION\tSIZE\tSTORED\tNEW")
 			for _, b := range all {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%.1fs\t%s\t%s\t%s\n", b.ID, b.Type, dash(b.Base), b.Timeline,
-					b.StartLSN, b.StopLSN, b.StartTime.Local().Format(time.DateTime), b.Duration,
+				tl, start, stop := b.Timeline.String(), b.StartLSN.String(), b.StopLSN.String()
+				if b.Type == backup.Logical {
+					tl, start, stop = "-", "-", "-"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.1fs\t%s\t%s\t%s\n", b.ID, b.Type, dash(b.Base), tl,
+					start, stop, b.StartTime.Local().Format(time.DateTime), b.Duration,
 					humanBytes(b.Size), humanBytes(b.StoredSize), humanBytes(b.NewBytes))
 			}
 			return tw.Flush()

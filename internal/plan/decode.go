@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/lexer"
@@ -81,6 +82,10 @@ func (d *decoder) decode(data []byte) *Plan {
 		d.report("", position{}, "larger than %d KiB; this is not a plan file", MaxSize>>10)
 		return nil
 	}
+	if !utf8.Valid(data) {
+		d.report("", invalidUTF8(data), "not UTF-8 text")
+		return nil
+	}
 	tokens := lexer.Tokenize(string(data))
 	if !d.checkNesting(tokens) {
 		return nil
@@ -109,6 +114,23 @@ func (d *decoder) decode(data []byte) *Plan {
 		return nil // not a mapping: nothing to validate
 	}
 	return p
+}
+
+// invalidUTF8 is the position of the first byte of data that is not UTF-8.
+func invalidUTF8(data []byte) position {
+	at := position{1, 1}
+	for len(data) > 0 {
+		r, n := utf8.DecodeRune(data)
+		if r == utf8.RuneError && n <= 1 {
+			return at
+		}
+		at.col++
+		if r == '\n' {
+			at = position{at.line + 1, 1}
+		}
+		data = data[n:]
+	}
+	return at
 }
 
 // parse runs goccy/go-yaml's parser on tokens. Duplicate keys are let through

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -55,6 +57,44 @@ func FuzzParse(f *testing.F) {
 		}
 		if diff := cmp.Diff(p, again); diff != "" {
 			t.Fatalf("round trip changed the plan (-first +second):\n%s", diff)
+		}
+	})
+}
+
+// FuzzRoundTrip writes plans with arbitrary values and checks that Parse
+// either refuses them or reads back exactly what was written.
+func FuzzRoundTrip(f *testing.F) {
+	f.Add("payments", 1, "5m", "30s", "/var/lib/postgresql/15/main", "host=/tmp", "local", "file:///srv/repo", "/etc/p")
+	f.Add("a-b_c", 0, "1h30m", "0s", "/d\u00e9j\u00e0", `options='-c a=\'b\''`, "x", "s3://b/p?q=1", "")
+	f.Fuzz(func(t *testing.T, name string, tier int, rto, rpo, pgdata, db, repo, url, pwfile string) {
+		for _, s := range []string{name, pgdata, db, repo, url, pwfile} {
+			if !utf8.ValidString(s) {
+				return // YAML cannot hold it; Parse refuses such files
+			}
+		}
+		rtoD, err1 := time.ParseDuration(rto)
+		rpoD, err2 := time.ParseDuration(rpo)
+		if err1 != nil || err2 != nil {
+			return
+		}
+		in := &Plan{
+			Version:      Version,
+			Service:      Service{Name: name, Tier: tier, RTO: rtoD, RPO: rpoD},
+			Postgres:     Postgres{PGData: pgdata, DB: db, BinDir: DefaultBinDir},
+			Repositories: []Repository{{Name: repo, URL: url, PasswordFile: pwfile}},
+			Path:         "f.yaml",
+		}
+		out, err := Parse("f.yaml", format(in))
+		if err != nil {
+			checkError(t, out, err)
+			return
+		}
+		in.Postgres.PGData = filepath.Clean(pgdata)
+		if pwfile != "" {
+			in.Repositories[0].PasswordFile = filepath.Clean(pwfile)
+		}
+		if diff := cmp.Diff(in, out); diff != "" {
+			t.Fatalf("read back a different plan (-written +read):\n%s\nfrom:\n%s", diff, format(in))
 		}
 	})
 }

@@ -245,6 +245,7 @@ func TestParseProblems(t *testing.T) {
 		{"tab indentation", edit("  tier: 1", "\ttier: 1"), []want{{4, 1, "", "invalid YAML"}}},
 		{"deep nesting", "x: " + strings.Repeat("[", 1000) + strings.Repeat("]", 1000), []want{{1, 36, "", "nested more than 32 levels"}}},
 		{"deep block sequences", "x:\n" + strings.Repeat("- ", 1000) + "1", []want{{2, 65, "", "nested more than 32 levels"}}},
+		{"not UTF-8", edit("name: payments", "name: pay\xffments"), []want{{3, 12, "", "not UTF-8"}}},
 		{"too large", minimal + strings.Repeat("#", MaxSize), []want{{0, 0, "", "larger than 256 KiB"}}},
 	}
 	for _, tt := range tests {
