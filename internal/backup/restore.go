@@ -24,14 +24,14 @@ type RestoreOptions struct {
 	PGData string // target data directory
 	// Delta rewrites only the files of a non-empty target that differ
 	// from the backup, and removes files the backup does not have.
-	Delta    bool
-	Jobs     int // parallel file writers; default GOMAXPROCS
+	Delta bool
+	Jobs  int // parallel file writers; default GOMAXPROCS
 	// TablespaceMap moves tablespaces: tablespace OID (the name under
 	// pg_tblspc) to the directory it is restored into. Unmapped
 	// tablespaces go back to their original directory.
 	TablespaceMap map[string]string
-	Logger   *slog.Logger
-	Progress func(Progress)
+	Logger        *slog.Logger
+	Progress      func(Progress)
 }
 
 // controlFile is written last: a data directory without it does not start,
