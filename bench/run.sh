@@ -338,10 +338,12 @@ restore_step() {
 				measure "$key" bash -c 'cp -a "$1" "$2" && sync -f "$2"' cp "$src" "$dst"
 				;;
 			tz)
-				# Extract base.tar.zst and pg_wal.tar.zst, then sync.
+				# Extract base.tar.zst and the WAL (PostgreSQL 15 leaves
+				# pg_wal.tar uncompressed with client-zstd), then sync.
 				src=$WORK/pgb/$ds.tz.1
-				measure "$key" bash -c 'set -e; mkdir -p "$2/pg_wal"; tar -C "$2" -I zstd -xf "$1/base.tar.zst"
-					tar -C "$2/pg_wal" -I zstd -xf "$1/pg_wal.tar.zst"; sync -f "$2"' tar "$src" "$dst"
+				measure "$key" bash -c 'set -e; tar -C "$2" -I zstd -xf "$1/base.tar.zst"; mkdir -p "$2/pg_wal"
+					if [[ -f $1/pg_wal.tar.zst ]]; then tar -C "$2/pg_wal" -I zstd -xf "$1/pg_wal.tar.zst"
+					else tar -C "$2/pg_wal" -xf "$1/pg_wal.tar"; fi; sync -f "$2"' tar "$src" "$dst"
 				;;
 			esac
 			if [[ -z ${F[$key]:-} ]]; then
@@ -532,7 +534,7 @@ report() {
 	echo "## Notes"
 	echo
 	echo "- pgBackRest backups here hold no WAL (archive-check=n, no archive): restoring them needs a WAL archive to become consistent. bulwark and pg_basebackup -X stream include the WAL from start to stop."
-	echo "- pg_basebackup has no incremental backup in PostgreSQL 15; its \"restore\" is \`cp -a\` (-Fp) or \`tar -I zstd -x\` (-Ft), each followed by \`sync -f\`."
+	echo "- pg_basebackup has no incremental backup in PostgreSQL 15; its \"restore\" is \`cp -a\` (-Fp) or \`tar -I zstd -x\` (-Ft), each followed by \`sync -f\`. With -Ft --compress=client-zstd:3, PostgreSQL 15 compresses base.tar but leaves pg_wal.tar uncompressed."
 	echo "- Restores restore the latest backup of the chain (A: the diff; B: the incr) into a new empty directory."
 	local n
 	for n in "${NOTES[@]}"; do echo "- $n"; done

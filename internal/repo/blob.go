@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 )
 
 // BlobError reports a blob that could not be read back intact.
@@ -54,16 +55,21 @@ func (r *Repo) Reserve(id ID) bool {
 // Safe for concurrent use; callers compress in parallel.
 func (r *Repo) StoreBlob(ctx context.Context, t BlobType, id ID, data []byte) error {
 	b := packBlob{Type: t, ID: id, RawLength: uint32(len(data))}
+	cbuf, sbuf := getScratch(), getScratch()
+	defer putScratch(cbuf)
+	defer putScratch(sbuf)
 	payload := data
-	if c := r.enc.EncodeAll(data, make([]byte, 0, len(data)/2)); len(c) < len(data) {
+	if c := r.enc.EncodeAll(data, (*cbuf)[:0]); len(c) < len(data) {
 		payload, b.Compressed = c, true
+		*cbuf = c
 	}
-	sealed := r.key.Seal(make([]byte, 0, len(payload)+SealedOverhead), payload)
+	sealed := r.key.Seal((*sbuf)[:0], payload)
+	*sbuf = sealed
 
 	r.added.Add(int64(len(sealed)))
 	r.mu.Lock()
 	if r.packer == nil {
-		r.packer = &packer{}
+		r.packer = newPacker(r.opts.PackSize)
 	}
 	r.packer.add(b, sealed)
 	var full *packer
@@ -76,6 +82,13 @@ func (r *Repo) StoreBlob(ctx context.Context, t BlobType, id ID, data []byte) er
 	}
 	return r.uploadPack(ctx, full, false)
 }
+
+// scratchPool recycles the buffers a blob is compressed and sealed into,
+// so that a backup's garbage does not grow with its speed.
+var scratchPool = sync.Pool{New: func() any { return new([]byte) }}
+
+func getScratch() *[]byte  { return scratchPool.Get().(*[]byte) }
+func putScratch(b *[]byte) { scratchPool.Put(b) }
 
 // SaveBlob stores data unless a blob with the same content exists, and
 // returns its ID.
@@ -91,6 +104,7 @@ func (r *Repo) SaveBlob(ctx context.Context, t BlobType, data []byte) (ID, error
 const indexBatch = 64
 
 func (r *Repo) uploadPack(ctx context.Context, p *packer, flush bool) error {
+	defer p.release()
 	data, id := p.finish(r.key)
 	if err := r.store.Put(ctx, packKey(id), bytes.NewReader(data), int64(len(data))); err != nil {
 		return fmt.Errorf("upload pack %s: %w", id.Short(), err)

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"sync"
 )
 
 // BlobType says what a blob holds. It is recorded in pack headers and the
@@ -38,6 +39,28 @@ type packBlob struct {
 type packer struct {
 	buf   bytes.Buffer
 	blobs []packBlob
+}
+
+// packBufs recycles pack buffers: each is sized once for a whole pack,
+// instead of doubling its way there.
+var packBufs sync.Pool
+
+func newPacker(size int) *packer {
+	p := &packer{}
+	if b, ok := packBufs.Get().(*bytes.Buffer); ok {
+		p.buf = *b
+	} else {
+		p.buf.Grow(size + size/8)
+	}
+	return p
+}
+
+// release returns the pack's buffer for reuse; p must not be used after.
+func (p *packer) release() {
+	b := p.buf
+	b.Reset()
+	packBufs.Put(&b)
+	p.buf = bytes.Buffer{}
 }
 
 func (p *packer) add(b packBlob, sealed []byte) {
