@@ -53,9 +53,9 @@ func newDecoder(file string) *decoder {
 }
 
 func (d *decoder) report(path string, at position, format string, args ...any) {
-	d.problems = append(d.problems, Problem{
-		File: d.file, Line: at.line, Column: at.col, Field: path, Msg: fmt.Sprintf(format, args...),
-	})
+	// Error prints one problem per line; goccy's messages are not ours to trust.
+	msg := strings.ReplaceAll(fmt.Sprintf(format, args...), "\n", " ")
+	d.problems = append(d.problems, Problem{File: d.file, Line: at.line, Column: at.col, Field: path, Msg: msg})
 }
 
 // bad reports a problem with the value of path and marks it as not decoded.
@@ -338,8 +338,8 @@ func (d *decoder) repositories(path string, v ast.Node, rs *[]Repository) {
 	d.ok[path] = true
 	for i, e := range seq.Values {
 		sub := index(path, i)
-		at := nodePos(e)
-		if i < len(seq.Entries) && seq.Entries[i] != nil {
+		at := nodePos(e) // a flow list has no "-"
+		if i < len(seq.Entries) && seq.Entries[i] != nil && tokenPos(seq.Entries[i].Start).line > 0 {
 			at = tokenPos(seq.Entries[i].Start)
 		}
 		var r Repository

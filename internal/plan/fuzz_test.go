@@ -42,6 +42,7 @@ func FuzzParse(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
+	f.Add([]byte("\"a\\nb\": 1\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := Parse("f.yaml", data)
 		if err != nil {
@@ -110,6 +111,9 @@ func checkError(t *testing.T, p *Plan, err error) {
 	}
 	if len(perr.Problems) == 0 {
 		t.Fatalf("got an *Error with no problems")
+	}
+	if lines := strings.Count(err.Error(), "\n") + 1; lines != len(perr.Problems) {
+		t.Fatalf("Error() has %d lines for %d problems:\n%s", lines, len(perr.Problems), err)
 	}
 	for _, pr := range perr.Problems {
 		if pr.File != "f.yaml" || pr.Line < 0 || pr.Column < 0 || pr.Msg == "" {

@@ -24,9 +24,10 @@ import (
 // Version is the only plan schema version this package reads.
 const Version = 1
 
-// MaxSize is the largest plan file Parse accepts. A plan is a few kilobytes;
-// the cap bounds the work the YAML parser does on a file that is not a plan.
-const MaxSize = 256 << 10
+// MaxSize is the largest plan file Parse accepts. A plan is a few kilobytes.
+// The cap bounds the work of goccy/go-yaml's parser, which is quadratic in
+// the number of keys of a mapping (40,000 keys take seconds).
+const MaxSize = 64 << 10
 
 // Plan is a parsed and validated plan file.
 type Plan struct {

@@ -145,6 +145,7 @@ func TestParseProblems(t *testing.T) {
 			{2, 1, "service.tier", "required"},
 			{4, 3, "service.teir", "unknown field (did you mean tier?)"},
 		}},
+		{"odd key", minimal + "\"a\\nb\": 1\n", []want{{12, 1, `"a\nb"`, "unknown field"}}},
 		{"unknown repository key", minimal + "    path: /x\n", []want{{12, 5, "repositories[0].path", "unknown field"}}},
 		{"duplicate key", edit("  rpo: 30s", "  rpo: 30s\n  rpo: 1m"), []want{{7, 3, "service.rpo", "duplicate key (first at line 6)"}}},
 		{"unknown key holding an anchor", minimal + "x: &svc {}\n", []want{{12, 1, "x", "unknown field"}}},
@@ -210,6 +211,10 @@ func TestParseProblems(t *testing.T) {
 		{"repositories not a list", edit("repositories:\n  - name: local\n    url: file:///var/lib/bulwark/repo\n", "repositories: {name: local}\n"), []want{
 			{9, 15, "repositories", "must be a list of repositories, not a mapping"},
 		}},
+		{"empty flow entry", edit("repositories:\n  - name: local\n    url: file:///var/lib/bulwark/repo\n", "repositories: [{}]\n"), []want{
+			{9, 16, "repositories[0].name", "required"},
+			{9, 16, "repositories[0].url", "required"},
+		}},
 		{"empty entry", minimal + "  -\n", []want{{12, 3, "repositories[1]", "empty entry"}}},
 		{"entry not a mapping", minimal + "  - local\n", []want{{12, 5, "repositories[1]", "must be a mapping, not a string"}}},
 		{"missing name and url", minimal + "  - password_file: /etc/p\n", []want{
@@ -246,7 +251,7 @@ func TestParseProblems(t *testing.T) {
 		{"deep nesting", "x: " + strings.Repeat("[", 1000) + strings.Repeat("]", 1000), []want{{1, 36, "", "nested more than 32 levels"}}},
 		{"deep block sequences", "x:\n" + strings.Repeat("- ", 1000) + "1", []want{{2, 65, "", "nested more than 32 levels"}}},
 		{"not UTF-8", edit("name: payments", "name: pay\xffments"), []want{{3, 12, "", "not UTF-8"}}},
-		{"too large", minimal + strings.Repeat("#", MaxSize), []want{{0, 0, "", "larger than 256 KiB"}}},
+		{"too large", minimal + strings.Repeat("#", MaxSize), []want{{0, 0, "", "larger than 64 KiB"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

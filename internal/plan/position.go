@@ -73,7 +73,15 @@ func keyName(k ast.MapKeyNode) string {
 	return k.GetToken().Value
 }
 
+// join is the path of key in the mapping at path. Keys that are not plain
+// words are quoted, so that a path stays on one line and reads unambiguously.
 func join(path, key string) string {
+	plain := key != "" && len(key) <= 64 && !strings.ContainsFunc(key, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-')
+	})
+	if !plain {
+		key = quote(key)
+	}
 	if path == "" {
 		return key
 	}
