@@ -133,7 +133,9 @@ func (rd *reader) storeBlock(ctx context.Context, block []byte, base *Entry, i i
 		}
 		if pageDeltas && len(bb.Parts) < maxParts && len(block)%pg.PageSize == 0 {
 			mask := changedPages(block, rd.since)
-			if n := bits.OnesCount32(mask); n > 0 && n <= pagesPerBlock/2 {
+			// A delta is smaller than the whole block as long as one page did
+			// not change; maxParts bounds what a restore reads.
+			if n := bits.OnesCount32(mask); n > 0 && n < len(block)/pg.PageSize {
 				buf := bufPool.Get().(*[]byte)
 				*buf = encodeDelta(block, mask, *buf)
 				id := rd.key.Hash(*buf)
