@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -101,11 +102,23 @@ func TestIncrementalStoresChangedPagesOnly(t *testing.T) {
 	p.Exec(t, `CREATE TABLE big (id int PRIMARY KEY, a text, b float8, c timestamptz);
 		INSERT INTO big SELECT g, md5(random()::text) || md5(g::text), random(), now() - random() * interval '1 year'
 		FROM generate_series(1, 500000) g;`)
+	// A table nobody touches, last written an hour ago: an incremental
+	// must not read it.
+	p.Exec(t, `CREATE TABLE cold AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 300000) g; CHECKPOINT`)
+	cold := filepath.Join(p.DataDir, p.QueryString(t, "SELECT pg_relation_filepath('cold')"))
+	hourAgo := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(cold, hourAgo, hourAgo); err != nil {
+		t.Fatal(err)
+	}
+	coldSize := p.QueryInt(t, "SELECT pg_relation_size('cold')")
 	full := take(t, r, p, backup.Full)
 	p.Exec(t, `UPDATE big SET b = b + 1 WHERE id <= 5000`) // 1% of the rows
 	incr := take(t, r, p, backup.Incremental)
 	if limit := full.NewBytes / 10; incr.NewBytes >= limit {
 		t.Fatalf("incremental stored %d bytes, want under 10%% of the full's %d", incr.NewBytes, full.NewBytes)
+	}
+	if incr.ReadBytes > incr.Size-coldSize {
+		t.Fatalf("incremental read %d of %d bytes: it re-read the unchanged table (%d bytes)", incr.ReadBytes, incr.Size, coldSize)
 	}
 	want := p.TableHashes(t)
 	s := restoreAndStart(t, r, incr.ID)

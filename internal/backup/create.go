@@ -215,6 +215,7 @@ func run(ctx context.Context, r *repo.Repo, conn *pgx.Conn, opts CreateOptions, 
 	}
 	info.NewBytes = r.AddedBytes() - added
 	info.Files = mw.files
+	info.ReadBytes = rd.read.Load()
 	info.StoredSize, err = storedSize(ctx, r, info)
 	return err
 }

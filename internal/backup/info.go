@@ -57,6 +57,7 @@ type Info struct {
 	Size       int64          `json:"size"`        // bytes of the database (data directory or dump)
 	StoredSize int64          `json:"stored_size"` // repository bytes a restore reads
 	NewBytes   int64          `json:"new_bytes"`   // repository bytes this backup added
+	ReadBytes  int64          `json:"read_bytes"`  // bytes read from the data directory (unchanged files are not read)
 	Files      int            `json:"files"`
 	Duration   float64        `json:"duration_s"`
 	PGVersion  int            `json:"pg_version"`
