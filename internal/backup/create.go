@@ -189,7 +189,7 @@ func run(ctx context.Context, r *repo.Repo, conn *pgx.Conn, opts CreateOptions, 
 	stopProgress := reportProgress(opts, "backup", rd, opts.PGData)
 	g.Go(func() error {
 		defer close(jobs)
-		if err := copyData(gctx, r, rd, mw, opts.PGData, base, info); err != nil {
+		if err := copyData(gctx, r, rd, mw, opts.PGData, base, info, opts.Jobs); err != nil {
 			return err
 		}
 		stop, err := pg.StopBackup(gctx, conn, false)
@@ -220,29 +220,87 @@ func run(ctx context.Context, r *repo.Repo, conn *pgx.Conn, opts CreateOptions, 
 	return err
 }
 
-// copyData walks the data directory and writes its manifest entries.
-func copyData(ctx context.Context, r *repo.Repo, rd *reader, mw *manifestWriter, pgdata string, base, info *Info) error {
+// fileJob is one walked item on its way to the manifest.
+type fileJob struct {
+	it   walkItem
+	base *Entry
+	e    *Entry
+	done chan struct{} // closed once e is complete or err set
+	err  error
+}
+
+// readQueue bounds how many walked items wait for the manifest writer.
+const readQueue = 64
+
+// copyData walks the data directory and writes its manifest entries in
+// walk order, while readers read several files at once.
+func copyData(ctx context.Context, r *repo.Repo, rd *reader, mw *manifestWriter, pgdata string, base, info *Info, readers int) error {
 	cursor := newBaseCursor(nil)
 	if base != nil {
 		cursor = newBaseCursor(OpenManifest(ctx, r, base))
 	}
-	return walkData(ctx, pgdata, func(it walkItem) error {
+	g, gctx := errgroup.WithContext(ctx)
+	queue := make(chan *fileJob, readQueue)
+	reads := make(chan *fileJob, readQueue)
+	for range readers {
+		g.Go(func() error {
+			for j := range reads {
+				j.err = rd.content(gctx, j.it, j.base, j.e)
+				close(j.done)
+			}
+			return nil
+		})
+	}
+	g.Go(func() error { return writeEntries(gctx, mw, queue, info) })
+	err := walkData(gctx, pgdata, func(it walkItem) error {
 		be, err := cursor.find(it.rel)
 		if err != nil {
 			return err
 		}
-		e, err := rd.entry(ctx, it, be)
-		if errors.Is(err, errVanished) {
-			return nil
-		}
-		if err != nil {
+		j := &fileJob{it: it, base: be, e: rd.entry(it), done: make(chan struct{})}
+		if j.e.Kind != KindFile || rd.reuse(it, be, j.e) {
+			close(j.done)
+		} else if err := send(gctx, reads, j); err != nil {
 			return err
 		}
-		if e.Kind == KindFile {
-			info.Size += e.Size
-		}
-		return mw.add(e)
+		return send(gctx, queue, j)
 	})
+	close(reads)
+	close(queue)
+	return errors.Join(err, g.Wait())
+}
+
+// writeEntries adds each job's entry to the manifest, in walk order.
+func writeEntries(ctx context.Context, mw *manifestWriter, queue <-chan *fileJob, info *Info) error {
+	for j := range queue {
+		select {
+		case <-j.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if errors.Is(j.err, errVanished) {
+			continue // dropped while we ran: WAL replay knows
+		}
+		if j.err != nil {
+			return j.err
+		}
+		if j.e.Kind == KindFile {
+			info.Size += j.e.Size
+		}
+		if err := mw.add(j.e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func send(ctx context.Context, ch chan<- *fileJob, j *fileJob) error {
+	select {
+	case ch <- j:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // addExtras stores what the backup adds to the data directory: the WAL
@@ -268,8 +326,9 @@ func addExtras(ctx context.Context, rd *reader, mw *manifestWriter, pgdata strin
 		if err != nil {
 			return fmt.Errorf("WAL needed by the backup: %w", err)
 		}
-		e, err := rd.entry(ctx, walkItem{rel: "pg_wal/" + n, abs: abs, info: fi}, nil)
-		if err != nil {
+		it := walkItem{rel: "pg_wal/" + n, abs: abs, info: fi}
+		e := rd.entry(it)
+		if err := rd.content(ctx, it, nil, e); err != nil {
 			return err
 		}
 		e.Extra = true

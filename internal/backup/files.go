@@ -28,14 +28,14 @@ type storeJob struct {
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, BlockSize+4); return &b }}
 
-// reader reads files one at a time, decides what changed, and hands new
-// blobs to the workers. Reading and hashing run at several GB/s on one
-// core; compression is the slow part and runs in parallel in the workers.
+// reader decides what changed in each file and hands new blobs to the
+// store workers. Its methods other than entry are safe for concurrent use:
+// several files are read at once, so that reading, hashing and
+// compressing overlap on every core.
 type reader struct {
 	r     *repo.Repo
 	key   *repo.Key
 	jobs  chan<- storeJob
-	base  *Info // nil for a full backup
 	since wal.LSN
 	// notBefore: a file modified after this instant is read even when its
 	// size and mtime match the base (mtime granularity and clock skew).
@@ -43,13 +43,11 @@ type reader struct {
 
 	done   atomic.Int64 // bytes processed, for progress
 	read   atomic.Int64 // bytes actually read from disk
-	owners ownerCache
-	block  []byte
-	hashes []byte
+	owners ownerCache   // used by entry only
 }
 
 func newReader(r *repo.Repo, jobs chan<- storeJob, base *Info) *reader {
-	rd := &reader{r: r, key: r.Key(), jobs: jobs, base: base, block: make([]byte, BlockSize)}
+	rd := &reader{r: r, key: r.Key(), jobs: jobs}
 	if base != nil {
 		rd.since = base.StartLSN
 		rd.notBefore = base.StartTime.Add(-time.Second)
@@ -57,8 +55,9 @@ func newReader(r *repo.Repo, jobs chan<- storeJob, base *Info) *reader {
 	return rd
 }
 
-// entry builds the manifest entry of one walked item.
-func (rd *reader) entry(ctx context.Context, it walkItem, base *Entry) (*Entry, error) {
+// entry builds the manifest entry of one walked item, without the content
+// of a regular file (see reuse and content). Not safe for concurrent use.
+func (rd *reader) entry(it walkItem) *Entry {
 	e := &Entry{Path: it.rel, Mode: it.info.Mode().Perm() | it.info.Mode()&(fs.ModeSetgid|fs.ModeSetuid|fs.ModeSticky)}
 	e.User, e.Group = rd.owners.names(it.info)
 	switch {
@@ -68,22 +67,26 @@ func (rd *reader) entry(ctx context.Context, it walkItem, base *Entry) (*Entry, 
 		e.Kind = KindDir
 	default:
 		e.Kind = KindFile
-		if err := rd.file(ctx, it, base, e); err != nil {
-			return nil, err
-		}
+		e.MTime = it.info.ModTime().UnixNano()
 	}
-	return e, nil
+	return e
 }
 
-// file fills in the content of a regular file's entry.
-func (rd *reader) file(ctx context.Context, it walkItem, base *Entry, e *Entry) error {
-	e.MTime = it.info.ModTime().UnixNano()
-	if base != nil && base.Kind == KindFile && base.Size == it.info.Size() && base.MTime == e.MTime &&
-		it.info.ModTime().Before(rd.notBefore) {
-		e.Size, e.Sum, e.Blocks = base.Size, base.Sum, base.Blocks
-		rd.done.Add(e.Size)
-		return nil // unchanged since the base: referenced, not read
+// reuse gives e the base's content when the file is unchanged since the
+// base: same size and mtime, and modified before notBefore. The file is
+// then referenced, not read.
+func (rd *reader) reuse(it walkItem, base *Entry, e *Entry) bool {
+	if base == nil || base.Kind != KindFile || base.Size != it.info.Size() || base.MTime != e.MTime ||
+		!it.info.ModTime().Before(rd.notBefore) {
+		return false
 	}
+	e.Size, e.Sum, e.Blocks = base.Size, base.Sum, base.Blocks
+	rd.done.Add(e.Size)
+	return true
+}
+
+// content reads a regular file and fills in e's blocks, size and sum.
+func (rd *reader) content(ctx context.Context, it walkItem, base *Entry, e *Entry) error {
 	f, err := os.Open(it.abs)
 	if errors.Is(err, fs.ErrNotExist) {
 		return errVanished
@@ -93,30 +96,41 @@ func (rd *reader) file(ctx context.Context, it walkItem, base *Entry, e *Entry) 
 	}
 	defer f.Close()
 	rf, isRel := pg.ParseRelFile(it.rel)
-	pageDeltas := isRel && rf.Fork == pg.ForkMain && base != nil
-	rd.hashes = rd.hashes[:0]
+	return rd.fill(ctx, f, e, base, isRel && rf.Fork == pg.ForkMain && base != nil)
+}
+
+// fill stores everything read from in as the blocks of e. With
+// pageDeltas, changed blocks of a relation's main fork are stored as the
+// pages that changed since the base.
+func (rd *reader) fill(ctx context.Context, in io.Reader, e *Entry, base *Entry, pageDeltas bool) error {
+	buf := bufPool.Get().(*[]byte)
+	defer bufPool.Put(buf)
+	block := (*buf)[:BlockSize]
+	var hashes []byte
 	for i := 0; ; i++ {
-		n, err := io.ReadFull(f, rd.block)
-		if n == 0 {
-			break
-		}
-		if err != nil && err != io.ErrUnexpectedEOF {
-			return fmt.Errorf("read %s: %w", it.rel, err)
-		}
-		b, err := rd.storeBlock(ctx, rd.block[:n], base, i, pageDeltas)
-		if err != nil {
+		if err := ctx.Err(); err != nil {
 			return err
 		}
-		e.Blocks = append(e.Blocks, b)
-		e.Size += int64(n)
-		rd.done.Add(int64(n))
-		rd.read.Add(int64(n))
-		rd.hashes = append(rd.hashes, b.Hash[:]...)
-		if n < BlockSize {
+		n, err := io.ReadFull(in, block)
+		if n > 0 {
+			b, serr := rd.storeBlock(ctx, block[:n], base, i, pageDeltas)
+			if serr != nil {
+				return serr
+			}
+			e.Blocks = append(e.Blocks, b)
+			e.Size += int64(n)
+			rd.done.Add(int64(n))
+			rd.read.Add(int64(n))
+			hashes = append(hashes, b.Hash[:]...)
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
 			break
 		}
+		if err != nil {
+			return fmt.Errorf("read %s: %w", e.Path, err)
+		}
 	}
-	sum := rd.key.Hash(rd.hashes)
+	sum := rd.key.Hash(hashes)
 	e.Sum = &sum
 	return nil
 }

@@ -112,7 +112,7 @@ func dump(ctx context.Context, r *repo.Repo, opts LogicalOptions, db string) (*E
 	e := &Entry{Path: "dump/" + db + ".pgdump", Kind: KindFile, Mode: 0o600, Extra: true, MTime: time.Now().UnixNano()}
 	g.Go(func() error {
 		defer close(jobs)
-		err := rd.stream(gctx, out, e)
+		err := rd.fill(gctx, out, e, nil, false)
 		io.Copy(io.Discard, out)
 		if werr := cmd.Wait(); werr != nil {
 			return fmt.Errorf("pg_dump: %w: %s", werr, strings.TrimSpace(stderr.String()))
@@ -123,32 +123,6 @@ func dump(ctx context.Context, r *repo.Repo, opts LogicalOptions, db string) (*E
 		return nil, err
 	}
 	return e, r.Flush(ctx)
-}
-
-// stream stores everything read from in as the blocks of e.
-func (rd *reader) stream(ctx context.Context, in io.Reader, e *Entry) error {
-	rd.hashes = rd.hashes[:0]
-	for i := 0; ; i++ {
-		n, err := io.ReadFull(in, rd.block)
-		if n > 0 {
-			b, serr := rd.storeBlock(ctx, rd.block[:n], nil, i, false)
-			if serr != nil {
-				return serr
-			}
-			e.Blocks = append(e.Blocks, b)
-			e.Size += int64(n)
-			rd.hashes = append(rd.hashes, b.Hash[:]...)
-		}
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			break
-		}
-		if err != nil {
-			return err
-		}
-	}
-	sum := rd.key.Hash(rd.hashes)
-	e.Sum = &sum
-	return nil
 }
 
 // checkDump pipes the stored dump into pg_restore --list.

@@ -1,6 +1,7 @@
 package backup
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"io/fs"
@@ -69,20 +70,7 @@ func (rd *reader) bytesEntry(ctx context.Context, name string, content []byte, p
 	if fi, err := os.Stat(pgdata); err == nil {
 		e.User, e.Group = rd.owners.names(fi)
 	}
-	rd.hashes = rd.hashes[:0]
-	for i := 0; i*BlockSize < len(content); i++ {
-		chunk := content[i*BlockSize : min(len(content), (i+1)*BlockSize)]
-		b, err := rd.storeBlock(ctx, chunk, nil, i, false)
-		if err != nil {
-			return nil, err
-		}
-		e.Blocks = append(e.Blocks, b)
-		rd.hashes = append(rd.hashes, b.Hash[:]...)
-	}
-	e.Size = int64(len(content))
-	sum := rd.key.Hash(rd.hashes)
-	e.Sum = &sum
-	return e, nil
+	return e, rd.fill(ctx, bytes.NewReader(content), e, nil, false)
 }
 
 // storedSize sums the repository bytes a restore of info reads: every part

@@ -157,7 +157,7 @@ func Open(ctx context.Context, s Store, password []byte, opts Options) (*Repo, e
 }
 
 func newRepo(s Store, key *Key, cfg Config, opts Options) (*Repo, error) {
-	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(opts.CompressLevel), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)))
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(opts.CompressLevel), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithEncoderCRC(false)) // blobs carry a keyed hash and GCM tag already
 	if err != nil {
 		return nil, err
 	}
