@@ -69,7 +69,7 @@ func Restore(ctx context.Context, r *repo.Repo, opts RestoreOptions) (*Info, err
 	if err != nil {
 		return nil, err
 	}
-	rs := &restorer{r: r, key: r.Key(), target: target, delta: opts.Delta, asRoot: os.Geteuid() == 0, spcMap: opts.TablespaceMap}
+	rs := &restorer{r: r, key: r.Key(), target: target, delta: opts.Delta, asRoot: os.Geteuid() == 0, spcMap: opts.TablespaceMap, jobs: opts.Jobs}
 	err = rs.run(ctx, info, opts)
 	if err != nil {
 		if fresh {
@@ -124,6 +124,7 @@ type restorer struct {
 	done   atomic.Int64
 	kept   map[string]bool // delta: paths the backup has
 	spcMap map[string]string
+	jobs   int
 }
 
 func (rs *restorer) run(ctx context.Context, info *Info, opts RestoreOptions) error {

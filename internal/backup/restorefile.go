@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/bulwarkdb/bulwark/internal/repo"
 )
 
@@ -27,20 +29,19 @@ func (rs *restorer) file(ctx context.Context, e *Entry) error {
 		return err
 	}
 	defer f.Close()
-	var buf []byte
-	for i, b := range e.Blocks {
-		data, err := rs.block(ctx, b, buf)
-		if err != nil {
-			return err
-		}
-		if len(data) != e.blockLen(i) {
-			return fmt.Errorf("%w: block %d has %d bytes, want %d", repo.ErrCorrupt, i, len(data), e.blockLen(i))
-		}
-		if _, err := f.Write(data); err != nil {
-			return err
-		}
-		rs.done.Add(int64(len(data)))
-		buf = data
+	// A large file (a 1 GiB relation segment) is written by several
+	// goroutines, each taking every n-th block, so that one big table
+	// does not leave the other cores idle.
+	n := 1
+	if len(e.Blocks) >= parallelBlocks {
+		n = rs.jobs
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	for k := range n {
+		g.Go(func() error { return rs.blocks(gctx, f, e, k, n) })
+	}
+	if err := g.Wait(); err != nil {
+		return err
 	}
 	if err := f.Sync(); err != nil {
 		return err
@@ -49,6 +50,30 @@ func (rs *restorer) file(ctx context.Context, e *Entry) error {
 		return err
 	}
 	return rs.attrs(p, e)
+}
+
+// parallelBlocks is the size, in blocks, from which a file is restored
+// by several goroutines.
+const parallelBlocks = 16
+
+// blocks writes blocks k, k+n, k+2n… of e into f.
+func (rs *restorer) blocks(ctx context.Context, f *os.File, e *Entry, k, n int) error {
+	var buf []byte
+	for i := k; i < len(e.Blocks); i += n {
+		data, err := rs.block(ctx, e.Blocks[i], buf)
+		if err != nil {
+			return err
+		}
+		if len(data) != e.blockLen(i) {
+			return fmt.Errorf("%w: block %d has %d bytes, want %d", repo.ErrCorrupt, i, len(data), e.blockLen(i))
+		}
+		if _, err := f.WriteAt(data, int64(i)*BlockSize); err != nil {
+			return err
+		}
+		rs.done.Add(int64(len(data)))
+		buf = data
+	}
+	return nil
 }
 
 // block rebuilds a block from its parts. Each part is checked against its
