@@ -22,6 +22,7 @@ import (
 
 // storeJob is a block (or delta) to compress, encrypt and pack.
 type storeJob struct {
+	typ  repo.BlobType
 	id   repo.ID
 	data *[]byte // from bufPool; the worker returns it
 }
@@ -153,7 +154,7 @@ func (rd *reader) storeBlock(ctx context.Context, block []byte, base *Entry, i i
 				buf := bufPool.Get().(*[]byte)
 				*buf = encodeDelta(block, mask, *buf)
 				id := rd.key.Hash(*buf)
-				if err := rd.submit(ctx, id, buf); err != nil {
+				if err := rd.submit(ctx, repo.BlobDelta, id, buf); err != nil {
 					return Block{}, err
 				}
 				return Block{Hash: h, Parts: append(append([]repo.ID(nil), bb.Parts...), id)}, nil
@@ -162,20 +163,20 @@ func (rd *reader) storeBlock(ctx context.Context, block []byte, base *Entry, i i
 	}
 	buf := bufPool.Get().(*[]byte)
 	*buf = append((*buf)[:0], block...)
-	if err := rd.submit(ctx, h, buf); err != nil {
+	if err := rd.submit(ctx, repo.BlobData, h, buf); err != nil {
 		return Block{}, err
 	}
 	return Block{Hash: h, Parts: []repo.ID{h}}, nil
 }
 
 // submit queues a blob for storage unless the repository has it already.
-func (rd *reader) submit(ctx context.Context, id repo.ID, buf *[]byte) error {
+func (rd *reader) submit(ctx context.Context, typ repo.BlobType, id repo.ID, buf *[]byte) error {
 	if !rd.r.Reserve(id) {
 		bufPool.Put(buf)
 		return nil
 	}
 	select {
-	case rd.jobs <- storeJob{id: id, data: buf}:
+	case rd.jobs <- storeJob{typ: typ, id: id, data: buf}:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
@@ -185,7 +186,7 @@ func (rd *reader) submit(ctx context.Context, id repo.ID, buf *[]byte) error {
 // storeWorker compresses, encrypts and packs blobs until jobs closes.
 func storeWorker(ctx context.Context, r *repo.Repo, jobs <-chan storeJob) error {
 	for j := range jobs {
-		err := r.StoreBlob(ctx, repo.BlobData, j.id, *j.data)
+		err := r.StoreBlob(ctx, j.typ, j.id, *j.data)
 		bufPool.Put(j.data)
 		if err != nil {
 			for range jobs { // drain so the reader is not blocked

@@ -59,7 +59,11 @@ func (r *Repo) StoreBlob(ctx context.Context, t BlobType, id ID, data []byte) er
 	defer putScratch(cbuf)
 	defer putScratch(sbuf)
 	payload := data
-	if c := r.enc.EncodeAll(data, (*cbuf)[:0]); len(c) < len(data) {
+	enc := r.enc
+	if t == BlobDelta {
+		enc = r.encDelta
+	}
+	if c := enc.EncodeAll(data, (*cbuf)[:0]); len(c) < len(data) {
 		payload, b.Compressed = c, true
 		*cbuf = c
 	}

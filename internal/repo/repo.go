@@ -44,6 +44,9 @@ type Options struct {
 	PackSize int
 	// CompressLevel is the zstd level for blobs (zstd.SpeedFastest if zero).
 	CompressLevel zstd.EncoderLevel
+	// DeltaLevel is the zstd level for BlobDelta blobs
+	// (zstd.SpeedBetterCompression if zero).
+	DeltaLevel zstd.EncoderLevel
 }
 
 // DefaultPackSize keeps packs large enough that thousands of small files do
@@ -63,6 +66,9 @@ func (o Options) withDefaults() Options {
 	if o.CompressLevel == 0 {
 		o.CompressLevel = zstd.SpeedFastest
 	}
+	if o.DeltaLevel == 0 {
+		o.DeltaLevel = zstd.SpeedBestCompression
+	}
 	return o
 }
 
@@ -81,8 +87,9 @@ type Repo struct {
 	pending map[ID]struct{} // reserved or packed, not yet indexed
 	unsaved []packIndex     // uploaded packs not yet written to an index file
 
-	enc *zstd.Encoder
-	dec *zstd.Decoder
+	enc      *zstd.Encoder // data and tree blobs, sealed documents
+	encDelta *zstd.Encoder // BlobDelta
+	dec      *zstd.Decoder
 
 	added atomic.Int64 // sealed bytes stored since Open
 }
@@ -157,7 +164,11 @@ func Open(ctx context.Context, s Store, password []byte, opts Options) (*Repo, e
 }
 
 func newRepo(s Store, key *Key, cfg Config, opts Options) (*Repo, error) {
-	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(opts.CompressLevel), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithEncoderCRC(false)) // blobs carry a keyed hash and GCM tag already
+	enc, err := newEncoder(opts.CompressLevel)
+	if err != nil {
+		return nil, err
+	}
+	encDelta, err := newEncoder(opts.DeltaLevel)
 	if err != nil {
 		return nil, err
 	}
@@ -166,20 +177,34 @@ func newRepo(s Store, key *Key, cfg Config, opts Options) (*Repo, error) {
 		return nil, err
 	}
 	return &Repo{
-		store:   s,
-		key:     key,
-		config:  cfg,
-		opts:    opts,
-		log:     opts.Logger.With("component", "repo"),
-		index:   newIndex(),
-		pending: make(map[ID]struct{}),
-		enc:     enc,
-		dec:     dec,
+		store:    s,
+		key:      key,
+		config:   cfg,
+		opts:     opts,
+		log:      opts.Logger.With("component", "repo"),
+		index:    newIndex(),
+		pending:  make(map[ID]struct{}),
+		enc:      enc,
+		encDelta: encDelta,
+		dec:      dec,
 	}, nil
 }
 
 // AddedBytes returns how many bytes of blobs this handle has stored.
 func (r *Repo) AddedBytes() int64 { return r.added.Load() }
+
+// newEncoder makes an encoder for EncodeAll from any goroutine. No zstd
+// frame checksum: every blob already carries a keyed hash and a GCM tag.
+//
+// Blobs are at most a few MiB (1 MiB stream chunks, 256 KiB blocks), so a
+// window beyond maxWindow finds nothing more and only costs memory: the
+// strongest level would otherwise take some 60 MiB per encoder.
+func newEncoder(level zstd.EncoderLevel) (*zstd.Encoder, error) {
+	return zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)),
+		zstd.WithEncoderCRC(false), zstd.WithWindowSize(maxWindow), zstd.WithLowerEncoderMem(true))
+}
+
+const maxWindow = 1 << 20
 
 // Store returns the underlying store.
 func (r *Repo) Store() Store { return r.store }
