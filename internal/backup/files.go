@@ -23,6 +23,7 @@ import (
 // storeJob is a block (or delta) to compress, encrypt and pack.
 type storeJob struct {
 	typ  repo.BlobType
+	c    repo.Compression
 	id   repo.ID
 	data *[]byte // from bufPool; the worker returns it
 }
@@ -148,13 +149,20 @@ func (rd *reader) storeBlock(ctx context.Context, block []byte, base *Entry, i i
 		}
 		if pageDeltas && len(bb.Parts) < maxParts && len(block)%pg.PageSize == 0 {
 			mask := changedPages(block, rd.since)
-			// A delta is smaller than the whole block as long as one page did
-			// not change; maxParts bounds what a restore reads.
-			if n := bits.OnesCount32(mask); n > 0 && n < len(block)/pg.PageSize {
+			// A delta saves what did not change, but a restore reads the
+			// base block and the delta: past three quarters changed, the
+			// saving no longer pays for that. maxParts bounds chains.
+			if n := bits.OnesCount32(mask); n > 0 && n <= len(block)/pg.PageSize*3/4 {
 				buf := bufPool.Get().(*[]byte)
 				*buf = encodeDelta(block, mask, *buf)
 				id := rd.key.Hash(*buf)
-				if err := rd.submit(ctx, repo.BlobDelta, id, buf); err != nil {
+				c := repo.Fast
+				if pg.PageHasSpecial(block[:pg.PageSize]) {
+					// Index pages shrink far more at the strongest level;
+					// heap pages barely do, at ten times the cost.
+					c = repo.Strong
+				}
+				if err := rd.submit(ctx, storeJob{typ: repo.BlobDelta, c: c, id: id, data: buf}); err != nil {
 					return Block{}, err
 				}
 				return Block{Hash: h, Parts: append(append([]repo.ID(nil), bb.Parts...), id)}, nil
@@ -163,20 +171,20 @@ func (rd *reader) storeBlock(ctx context.Context, block []byte, base *Entry, i i
 	}
 	buf := bufPool.Get().(*[]byte)
 	*buf = append((*buf)[:0], block...)
-	if err := rd.submit(ctx, repo.BlobData, h, buf); err != nil {
+	if err := rd.submit(ctx, storeJob{typ: repo.BlobData, id: h, data: buf}); err != nil {
 		return Block{}, err
 	}
 	return Block{Hash: h, Parts: []repo.ID{h}}, nil
 }
 
 // submit queues a blob for storage unless the repository has it already.
-func (rd *reader) submit(ctx context.Context, typ repo.BlobType, id repo.ID, buf *[]byte) error {
-	if !rd.r.Reserve(id) {
-		bufPool.Put(buf)
+func (rd *reader) submit(ctx context.Context, j storeJob) error {
+	if !rd.r.Reserve(j.id) {
+		bufPool.Put(j.data)
 		return nil
 	}
 	select {
-	case rd.jobs <- storeJob{typ: typ, id: id, data: buf}:
+	case rd.jobs <- j:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
@@ -186,7 +194,7 @@ func (rd *reader) submit(ctx context.Context, typ repo.BlobType, id repo.ID, buf
 // storeWorker compresses, encrypts and packs blobs until jobs closes.
 func storeWorker(ctx context.Context, r *repo.Repo, jobs <-chan storeJob) error {
 	for j := range jobs {
-		err := r.StoreBlob(ctx, j.typ, j.id, *j.data)
+		err := r.StoreBlob(ctx, j.typ, j.id, *j.data, j.c)
 		bufPool.Put(j.data)
 		if err != nil {
 			for range jobs { // drain so the reader is not blocked

@@ -86,3 +86,9 @@ func PageHeaderValid(page []byte) bool {
 		special%maxAlign == 0 &&
 		u16(offPageSizeVersion) == PageSize|pageLayoutVersion
 }
+
+// PageHasSpecial reports a valid page with a special space: index pages
+// (B-tree, hash, GiST, GIN, SP-GiST, BRIN) have one, heap pages do not.
+func PageHasSpecial(page []byte) bool {
+	return PageHeaderValid(page) && binary.LittleEndian.Uint16(page[offSpecial:]) < PageSize
+}

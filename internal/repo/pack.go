@@ -17,9 +17,7 @@ const (
 	BlobData BlobType = 0
 	// BlobTree holds a piece of a stream, such as a backup manifest.
 	BlobTree BlobType = 1
-	// BlobDelta holds the changed pages of a block. Deltas make up most of
-	// an incremental but little of the data read, so they are compressed
-	// harder (Options.DeltaLevel).
+	// BlobDelta holds the changed pages of a block.
 	BlobDelta BlobType = 2
 )
 

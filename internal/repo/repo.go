@@ -44,9 +44,9 @@ type Options struct {
 	PackSize int
 	// CompressLevel is the zstd level for blobs (zstd.SpeedFastest if zero).
 	CompressLevel zstd.EncoderLevel
-	// DeltaLevel is the zstd level for BlobDelta blobs
-	// (zstd.SpeedBetterCompression if zero).
-	DeltaLevel zstd.EncoderLevel
+	// StrongLevel is the zstd level of Strong compression
+	// (zstd.SpeedBestCompression if zero).
+	StrongLevel zstd.EncoderLevel
 }
 
 // DefaultPackSize keeps packs large enough that thousands of small files do
@@ -66,8 +66,8 @@ func (o Options) withDefaults() Options {
 	if o.CompressLevel == 0 {
 		o.CompressLevel = zstd.SpeedFastest
 	}
-	if o.DeltaLevel == 0 {
-		o.DeltaLevel = zstd.SpeedBestCompression
+	if o.StrongLevel == 0 {
+		o.StrongLevel = zstd.SpeedBestCompression
 	}
 	return o
 }
@@ -87,9 +87,9 @@ type Repo struct {
 	pending map[ID]struct{} // reserved or packed, not yet indexed
 	unsaved []packIndex     // uploaded packs not yet written to an index file
 
-	enc      *zstd.Encoder // data and tree blobs, sealed documents
-	encDelta *zstd.Encoder // BlobDelta
-	dec      *zstd.Decoder
+	enc       *zstd.Encoder // Fast: blobs and sealed documents
+	encStrong *zstd.Encoder // Strong
+	dec       *zstd.Decoder
 
 	added atomic.Int64 // sealed bytes stored since Open
 }
@@ -168,7 +168,7 @@ func newRepo(s Store, key *Key, cfg Config, opts Options) (*Repo, error) {
 	if err != nil {
 		return nil, err
 	}
-	encDelta, err := newEncoder(opts.DeltaLevel)
+	encStrong, err := newEncoder(opts.StrongLevel)
 	if err != nil {
 		return nil, err
 	}
@@ -177,16 +177,16 @@ func newRepo(s Store, key *Key, cfg Config, opts Options) (*Repo, error) {
 		return nil, err
 	}
 	return &Repo{
-		store:    s,
-		key:      key,
-		config:   cfg,
-		opts:     opts,
-		log:      opts.Logger.With("component", "repo"),
-		index:    newIndex(),
-		pending:  make(map[ID]struct{}),
-		enc:      enc,
-		encDelta: encDelta,
-		dec:      dec,
+		store:     s,
+		key:       key,
+		config:    cfg,
+		opts:      opts,
+		log:       opts.Logger.With("component", "repo"),
+		index:     newIndex(),
+		pending:   make(map[ID]struct{}),
+		enc:       enc,
+		encStrong: encStrong,
+		dec:       dec,
 	}, nil
 }
 
