@@ -46,10 +46,16 @@ PGBB=0 # 1 when pgBackRest supports bundle + block incremental
 PGBB_BETA=0
 PGBR_VERSION=
 NOTES=()
+REV=unknown
+DIRTY=0
+BIN_TIME=
 
 # Results, by key "DATASET.OP.TOOL.RUN": wall seconds, max RSS (KiB) from
-# time -v, sampled process-tree RSS (KiB), bytes added/written, failure.
-declare -A T=() M=() S=() Z=() F=()
+# time -v, sampled process-tree RSS (KiB), bytes added/written, failure, CPU.
+declare -A T=() M=() S=() Z=() F=() C=() # C: CPU seconds (user + system)
+# O: CPU seconds the whole machine spent during the command beyond the tool's
+# own (our PostgreSQL server's share, and anything else running).
+declare -A O=()
 # Extra facts by key "DATASET.OP.TOOL.RUN": bulwark new_bytes and stored_size,
 # pgBackRest's repository delta; repository size after the step.
 declare -A NB=() SB=() PD=() RZ=()
@@ -172,15 +178,19 @@ tree_rss_kb() {
 		}'
 }
 
+# busy_ticks: CPU time (USER_HZ ticks) the machine has spent busy since boot.
+busy_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat; }
+
 # measure KEY CMD...: drop the page cache, run CMD as postgres under
 # /usr/bin/time -v, record its wall time and peak RSS. A failure is recorded,
 # reported and does not stop the benchmark.
 measure() {
-	local key=$1 tf lf pid max=0 v rc el
+	local key=$1 tf lf pid max=0 v rc el b0 b1
 	shift
 	tf=$WORK/logs/$key.time
 	lf=$WORK/logs/$key.log
 	drop_caches
+	b0=$(busy_ticks)
 	/usr/bin/time -v -o "$tf" runuser -u postgres -- "$@" >"$lf" 2>&1 &
 	pid=$!
 	CUR_PID=$pid
@@ -190,6 +200,7 @@ measure() {
 		sleep 0.2
 	done
 	if wait "$pid"; then rc=0; else rc=$?; fi
+	b1=$(busy_ticks)
 	CUR_PID=
 	if ((rc != 0)); then
 		F[$key]=1
@@ -200,8 +211,11 @@ measure() {
 	el=$(sed -n 's/.*Elapsed (wall clock) time.*: //p' "$tf")
 	T[$key]=$(awk -v t="$el" 'BEGIN { n = split(t, a, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + a[i]; printf "%.2f", s }')
 	M[$key]=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$tf")
+	C[$key]=$(awk -F': ' '/User time \(seconds\)|System time \(seconds\)/ { s += $2 } END { printf "%.2f", s }' "$tf")
 	S[$key]=$max
-	log "$(printf '%-22s %8.2f s  peak RSS %6d KiB (tree %6d KiB)' "$key" "${T[$key]}" "${M[$key]}" "$max")"
+	O[$key]=$(awk -v b="$((b1 - b0))" -v hz="$(getconf CLK_TCK)" -v c="${C[$key]}" 'BEGIN { o = b / hz - c; printf "%.2f", (o > 0) ? o : 0 }')
+	log "$(printf '%-22s %8.2f s  peak RSS %6d KiB (tree %6d KiB)  CPU %6.2f s, other CPU %6.2f s' \
+		"$key" "${T[$key]}" "${M[$key]}" "$max" "${C[$key]}" "${O[$key]}")"
 }
 
 # ---------------------------------------------------------------- tools
@@ -429,7 +443,7 @@ table() { # DATASET OPS...
 	head="| operation |"
 	sep="|---|"
 	for t in "${tools[@]}"; do
-		head+=" ${TOOL_NAME[$t]} |"
+		head+=" ${TOOL_NAME[$t]} (time · size · RSS) |"
 		sep+="---|"
 	done
 	echo "$head bulwark/pgBackRest time | bulwark/pgBackRest size |"
@@ -456,19 +470,46 @@ table() { # DATASET OPS...
 }
 
 details() { # DATASET OPS...
-	local ds=$1 op
+	local ds=$1 op t c w row tools=(bw pgbr)
 	shift
+	((PGBB)) && tools+=(pgbb)
+	tools+=(fp tz)
 	echo
-	echo "Stored bytes per backup (run 1): bulwark \`backup list -o json\` new_bytes / stored_size;"
-	echo "pgBackRest \`info\` repository delta; du of what the step added to each repository:"
+	echo "Stored bytes per backup (run 1): bulwark \`backup list -o json\` new_bytes and stored_size,"
+	echo "pgBackRest \`info\` repository delta, and each repository's size (du -sb) after the step:"
 	echo
-	echo "| backup | bulwark new_bytes | bulwark stored_size | bulwark du Δ | pgBackRest delta | pgBackRest du Δ | bundle+block delta | bundle+block du Δ |"
+	echo "| backup | bulwark new_bytes | bulwark stored_size | bulwark repo after | pgBackRest delta | pgBackRest repo after | bundle+block delta | bundle+block repo after |"
 	echo "|---|---|---|---|---|---|---|---|"
 	for op in "$@"; do
-		[[ $op == restore ]] && continue
-		echo "| $op | $(human "${NB[$ds.$op.bw.1]:-}") | $(human "${SB[$ds.$op.bw.1]:-}") | $(human "${Z[$ds.$op.bw.1]:-}") |" \
-			"$(human "${PD[$ds.$op.pgbr.1]:-}") | $(human "${Z[$ds.$op.pgbr.1]:-}") |" \
-			"$( ((PGBB)) && human "${PD[$ds.$op.pgbb.1]:-}" || echo —) | $( ((PGBB)) && human "${Z[$ds.$op.pgbb.1]:-}" || echo —) |"
+		if [[ $op == restore ]]; then continue; fi
+		row="| $op | $(human "${NB[$ds.$op.bw.1]:-}") | $(human "${SB[$ds.$op.bw.1]:-}") | $(human "${RZ[$ds.$op.bw.1]:-}") |"
+		row+=" $(human "${PD[$ds.$op.pgbr.1]:-}") | $(human "${RZ[$ds.$op.pgbr.1]:-}") |"
+		if ((PGBB)); then
+			row+=" $(human "${PD[$ds.$op.pgbb.1]:-}") | $(human "${RZ[$ds.$op.pgbb.1]:-}") |"
+		else
+			row+=" — | — |"
+		fi
+		echo "$row"
+	done
+	echo
+	echo "CPU time (user + system, all processes of the tool; not the server's) and CPU / wall:"
+	echo
+	row="| operation |"
+	for t in "${tools[@]}"; do row+=" ${TOOL_NAME[$t]} |"; done
+	echo "$row"
+	echo "|---|$(printf -- '---|%.0s' "${tools[@]}")"
+	for op in "$@"; do
+		row="| ${OPLABEL[$ds.$op]} |"
+		for t in "${tools[@]}"; do
+			c=$(med C "$ds" "$op" "$t")
+			w=$(med T "$ds" "$op" "$t")
+			if [[ -z $c || -z $w ]]; then
+				row+=" — |"
+			else
+				row+=" $(awk -v c="$c" -v w="$w" 'BEGIN { printf "%.1f s (%.1f)", c, (w > 0) ? c / w : 0 }') |"
+			fi
+		done
+		echo "$row"
 	done
 }
 
@@ -488,7 +529,6 @@ goals() {
 			goal "dataset $ds $op: bulwark ${a} s ≤ pgBackRest ${b} s" "$ok"
 		done
 		for op in incr diff; do
-			[[ $ds == B && $op == diff ]] && continue
 			a=$(med Z "$ds" "$op" bw)
 			b=$(med Z "$ds" "$op" pgbr)
 			[[ -z $a || -z $b ]] && { echo "- n/a: dataset $ds $op size (a run failed)"; continue; }
@@ -506,14 +546,32 @@ goals() {
 		"$(((peak * 1024 < 200000000) ? 1 : 0))"
 }
 
+# busy_note: name the measurements during which the machine was busy beyond
+# the tool (more than half a core on average, leaving out pg_basebackup whose
+# work is done by the server's walsender): something else was running.
+busy_note() {
+	local k list=()
+	for k in $(printf '%s\n' "${!O[@]}" | sort); do
+		case $k in *.fp.* | *.tz.*) continue ;; esac
+		if awk -v o="${O[$k]}" -v t="${T[$k]}" 'BEGIN { exit !(t > 0 && o / t > 0.5) }'; then
+			list+=("$k (${O[$k]} s other CPU in ${T[$k]} s)")
+		fi
+	done
+	if ((${#list[@]})); then
+		local joined
+		joined=$(printf '%s; ' "${list[@]}")
+		echo "- **Other CPU activity** during: ${joined%; }. Beyond the tool's own CPU time, the machine was busy more than half a core on average (our PostgreSQL server's checkpoint and backup work, or something else running): treat those numbers with care."
+	else
+		echo "- No measurement saw more than half a core of CPU activity beyond the tool's own (the server's share included)."
+	fi
+}
+
 report() {
-	local rev dirty
-	rev=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-	dirty=$(git -C "$ROOT" status --porcelain -- . ':!bench' 2>/dev/null | wc -l)
+	local rev=$REV dirty=$DIRTY
 	echo "# Bulwark benchmark — $(date -u '+%Y-%m-%d %H:%M UTC')"
 	echo
 	echo "- Machine: $(nproc) cores ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) RAM, kernel $(uname -r); work directory on $(df -h --output=source,fstype "$WORK" | tail -1 | tr -s ' ')"
-	echo "- bulwark: commit $rev$( ((dirty)) && echo " + $dirty uncommitted file(s) outside bench/"), binary $(stat -c '%y' "$BULWARK" | cut -d. -f1), default settings (jobs = $(nproc))"
+	echo "- bulwark: commit $rev$( ((dirty)) && echo " + $dirty uncommitted file(s) outside bench/"), binary built $BIN_TIME, default settings (jobs = $(nproc))"
 	echo "- $PGBR_VERSION: compress-type=zst, compress-level=3, process-max=2, start-fast=y, archive-check=n (no WAL archive); bundle+block: $( ((PGBB)) && echo "repo1-bundle=y repo1-block=y$( ((PGBB_BETA)) && echo ' beta=y (block incremental is beta before 2.46)')" || echo "not supported by this version")"
 	echo "- PostgreSQL $("$PG_BIN/postgres" --version | awk '{ print $3 }'): initdb --data-checksums, wal_level=replica, archive_mode=off, autovacuum=off, max_wal_size=4GB; CHECKPOINT after each workload"
 	echo "- Runs per measurement: $RUNS$( ((RUNS > 1)) && echo " (medians; each run backs up into its own repositories)"); page cache dropped before each measured command: $( ((DROP_OK)) && echo yes || echo NO)"
@@ -522,12 +580,12 @@ report() {
 	echo "## Dataset A — pgbench -i -s $SCALE (database ${DS[A.size]}), then pgbench -n -c 1 -t $TX before incr and before diff"
 	echo
 	table A full incr diff restore
-	details A full incr diff
+	details A full incr diff restore
 	echo
-	echo "## Dataset B — table of random text, numbers and timestamps (${DS[B.rows]} rows; heap ${DS[B.heap]}, index ${DS[B.index]}; database ${DS[B.size]}), then UPDATE of 1% of rows before incr"
+	echo "## Dataset B — table of random text, numbers and timestamps (${DS[B.rows]} rows; heap ${DS[B.heap]}, index ${DS[B.index]}; database ${DS[B.size]}), then UPDATE of 1% of the rows (the newest) before incr, and of another 1% (scattered) before diff"
 	echo
-	table B full incr restore
-	details B full incr
+	table B full incr diff restore
+	details B full incr diff restore
 	echo
 	goals
 	echo
@@ -535,7 +593,8 @@ report() {
 	echo
 	echo "- pgBackRest backups here hold no WAL (archive-check=n, no archive): restoring them needs a WAL archive to become consistent. bulwark and pg_basebackup -X stream include the WAL from start to stop."
 	echo "- pg_basebackup has no incremental backup in PostgreSQL 15; its \"restore\" is \`cp -a\` (-Fp) or \`tar -I zstd -x\` (-Ft), each followed by \`sync -f\`. With -Ft --compress=client-zstd:3, PostgreSQL 15 compresses base.tar but leaves pg_wal.tar uncompressed."
-	echo "- Restores restore the latest backup of the chain (A: the diff; B: the incr) into a new empty directory."
+	echo "- Restores restore the latest backup of the chain (the diff of each dataset) into a new empty directory."
+	busy_note
 	local n
 	for n in "${NOTES[@]}"; do echo "- $n"; done
 }
@@ -552,6 +611,16 @@ main() {
 		die "not enough space in $TMPBASE: $((avail / 1024 / 1024)) GiB free, want about $((12 * RUNS)) GiB"
 
 	install_missing
+	# Timings mean little on a busy machine: say so when it is.
+	local b0 busy
+	b0=$(busy_ticks)
+	sleep 3
+	busy=$(awk -v b="$(($(busy_ticks) - b0))" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", b / hz / 3 }')
+	log "machine busy before the start: $busy cores on average over 3 s"
+	if awk -v b="$busy" 'BEGIN { exit !(b > 0.3) }'; then
+		log "WARNING: the machine is busy ($busy cores): timings will be disturbed"
+		NOTES+=("The machine was already busy before the start ($busy cores on average over 3 s).")
+	fi
 	PGBR_VERSION=$(pgbackrest version)
 	log "$PGBR_VERSION"
 	if pgbackrest help backup repo-block >/dev/null 2>&1 && pgbackrest help backup repo-bundle >/dev/null 2>&1; then
@@ -576,6 +645,9 @@ main() {
 		(cd "$ROOT" && go build -o bin/bulwark ./cmd/bulwark)
 	fi
 	install -m 0755 "$bin" "$WORK/bulwark"
+	REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+	BIN_TIME=$(stat -c '%y' "$bin" | cut -d. -f1)
+	DIRTY=$(git -C "$ROOT" status --porcelain -- . ':!bench' 2>/dev/null | wc -l)
 	BULWARK=$WORK/bulwark
 	od -An -N24 -tx1 /dev/urandom | tr -d ' \n' >"$WORK/password"
 	chown postgres: "$WORK/password"
@@ -608,10 +680,11 @@ main() {
 		[A.diff]="diff backup (after 2nd pgbench -t $TX)"
 		[A.restore]="restore latest (the diff)"
 		[B.full]="full backup"
-		[B.incr]="incr backup (after UPDATE of 1% of rows)"
-		[B.restore]="restore latest (the incr)"
+		[B.incr]="incr backup (after UPDATE of 1% of rows, clustered: the newest ids)"
+		[B.diff]="diff backup (after a further UPDATE of 1% of rows, scattered: id % 100 = 0)"
+		[B.restore]="restore latest (the diff)"
 	)
-	declare -gA LASTOP=([A]=diff [B]=incr)
+	declare -gA LASTOP=([A]=diff [B]=diff)
 
 	log "dataset A: pgbench -i -s $SCALE"
 	"$PG_BIN/pgbench" -h 127.0.0.1 -p "$PORT" -U postgres -i -s "$SCALE" -q postgres \
@@ -653,10 +726,18 @@ main() {
 	log "table ${DS[B.heap]}, index ${DS[B.index]}, database ${DS[B.size]}"
 
 	backup_step B full
+	# Recent rows are the hot ones: 1% of the rows, the newest.
+	log "workload: UPDATE realistic SET amount = amount + 1 WHERE id > $n - $n / 100"
+	sql "UPDATE realistic SET amount = amount + 1 WHERE id > $n - $n / 100"
+	sql "CHECKPOINT"
+	backup_step B incr
+	# 1% scattered over the whole table touches most heap pages (the new row
+	# versions land wherever the free space map finds room) and every leaf
+	# of the primary key: at page granularity this is nearly a full change.
 	log "workload: UPDATE realistic SET amount = amount + 1 WHERE id % 100 = 0"
 	sql "UPDATE realistic SET amount = amount + 1 WHERE id % 100 = 0"
 	sql "CHECKPOINT"
-	backup_step B incr
+	backup_step B diff
 	restore_step B
 
 	# ---- report
@@ -675,4 +756,6 @@ main() {
 	fi
 }
 
-main "$@"
+# One line, read before main runs: an edit of this file during a run cannot
+# make bash read the changed bytes after main returns.
+main "$@"; exit $?
