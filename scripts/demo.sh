@@ -14,6 +14,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=../scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
 PG_BIN=${BULWARK_PG_BIN:-/usr/lib/postgresql/15/bin}
 WORK=
 STARTED=() # data directories of the servers started, stopped on exit
@@ -61,18 +63,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# free_port prints a loopback TCP port nobody listens on.
-free_port() {
-	local port
-	for _ in $(seq 100); do
-		port=$((20000 + RANDOM % 40000))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-			echo "$port"
-			return
-		fi
-	done
-	die "no free port found"
-}
 
 # pg_start DATADIR PORT NAME: start a server and wait until it accepts
 # connections (a restored one may have to recover first).
