@@ -64,8 +64,9 @@ declare -A NB=() SB=() PD=() RZ=()
 # Dataset facts.
 declare -A DS=()
 
-TOOLS=(bw pgbr pgbb fp tz)
-declare -A TOOL_NAME=([bw]=bulwark [pgbr]=pgBackRest [pgbb]="pgBackRest bundle+block"
+TOOLS=(bw bw3 pgbr pgbb fp tz)
+# bw3 is bulwark at zstd level 3 for whole blocks, pgBackRest's compression.
+declare -A TOOL_NAME=([bw]=bulwark [bw3]="bulwark zstd:3" [pgbr]=pgBackRest [pgbb]="pgBackRest bundle+block"
 	[fp]="pg_basebackup -Fp" [tz]="pg_basebackup -Ft zstd:3")
 
 log() { printf '[%s] %s\n' "$(date +%T)" "$*"; }
@@ -211,7 +212,7 @@ measure() {
 
 # ---------------------------------------------------------------- tools
 
-bw_repo() { echo "$WORK/repos/$1/bw.$2"; }
+bw_repo() { echo "$WORK/repos/$1/${3:-bw}.$2"; } # DATASET RUN [TOOL]
 pgbr_conf() { echo "$WORK/conf/$1.$2.$3.conf"; } # DATASET TOOL RUN
 
 # pgbr_setup DATASET TOOL RUN: write the configuration, create the stanza.
@@ -257,27 +258,31 @@ backup_step() {
 	local ds=$1 op=$2 r key repo before after conf t dir
 	log "== dataset $ds: $op backups"
 	for ((r = 1; r <= RUNS; r++)); do
-		# bulwark
-		repo=$(bw_repo "$ds" "$r")
-		key=$ds.$op.bw.$r
-		if [[ $op == full ]]; then
-			as_pg "$BULWARK" repo init --repo "file://$repo" --password-file "$WORK/password" \
-				>>"$WORK/logs/bulwark-init.log" 2>&1 || die "bulwark repo init failed: $(tail -n 5 "$WORK/logs/bulwark-init.log")"
-		fi
-		before=$(dusb "$repo")
-		measure "$key" "$BULWARK" backup create --repo "file://$repo" --password-file "$WORK/password" \
-			--pgdata "$PGDATA" --db "$DB" --type "$op"
-		after=$(dusb "$repo")
-		Z[$key]=$((after - before))
-		RZ[$key]=$after
-		if [[ -z ${F[$key]:-} ]]; then
-			local js
-			if js=$(as_pg "$BULWARK" backup list --repo "file://$repo" --password-file "$WORK/password" -o json 2>>"$WORK/logs/bulwark-list.log"); then
-				NB[$key]=$(jq -r 'sort_by(.start_time) | .[-1].new_bytes // empty' <<<"$js")
-				SB[$key]=$(jq -r 'sort_by(.start_time) | .[-1].stored_size // empty' <<<"$js")
-				echo "$js" >"$WORK/logs/$key.list.json"
+		# bulwark, with its defaults and at zstd level 3
+		for t in bw bw3; do
+			local extra=()
+			[[ $t == bw3 ]] && extra=(--compress-level 3)
+			repo=$(bw_repo "$ds" "$r" "$t")
+			key=$ds.$op.$t.$r
+			if [[ $op == full ]]; then
+				as_pg "$BULWARK" repo init --repo "file://$repo" --password-file "$WORK/password" \
+					>>"$WORK/logs/bulwark-init.log" 2>&1 || die "bulwark repo init failed: $(tail -n 5 "$WORK/logs/bulwark-init.log")"
 			fi
-		fi
+			before=$(dusb "$repo")
+			measure "$key" "$BULWARK" backup create --repo "file://$repo" --password-file "$WORK/password" \
+				--pgdata "$PGDATA" --db "$DB" --type "$op" "${extra[@]}"
+			after=$(dusb "$repo")
+			Z[$key]=$((after - before))
+			RZ[$key]=$after
+			if [[ -z ${F[$key]:-} ]]; then
+				local js
+				if js=$(as_pg "$BULWARK" backup list --repo "file://$repo" --password-file "$WORK/password" -o json 2>>"$WORK/logs/bulwark-list.log"); then
+					NB[$key]=$(jq -r 'sort_by(.start_time) | .[-1].new_bytes // empty' <<<"$js")
+					SB[$key]=$(jq -r 'sort_by(.start_time) | .[-1].stored_size // empty' <<<"$js")
+					echo "$js" >"$WORK/logs/$key.list.json"
+				fi
+			fi
+		done
 
 		# pgBackRest, plain and bundle+block
 		for t in pgbr pgbb; do
@@ -327,8 +332,8 @@ restore_step() {
 			dst=$WORK/restore/$ds.$t.$r
 			as_pg mkdir -m 700 -p "$dst"
 			case $t in
-			bw)
-				measure "$key" "$BULWARK" restore --repo "file://$(bw_repo "$ds" "$r")" \
+			bw | bw3)
+				measure "$key" "$BULWARK" restore --repo "file://$(bw_repo "$ds" "$r" "$t")" \
 					--password-file "$WORK/password" --backup latest --pgdata "$dst"
 				;;
 			pgbr | pgbb)
@@ -427,7 +432,7 @@ ratio() { # a b
 }
 
 table() { # DATASET OPS...
-	local ds=$1 op label t tools=(bw pgbr) head sep row
+	local ds=$1 op label t tools=(bw bw3 pgbr) head sep row
 	shift
 	((PGBB)) && tools+=(pgbb)
 	tools+=(fp tz)
@@ -452,7 +457,7 @@ table() { # DATASET OPS...
 	row="| repository after all steps (du) |"
 	for t in "${tools[@]}"; do
 		case $t in
-		bw | pgbr | pgbb) row+=" $(human "${RZ[$ds.$last.$t.1]:-}") |" ;;
+		bw | bw3 | pgbr | pgbb) row+=" $(human "${RZ[$ds.$last.$t.1]:-}") |" ;;
 		*) row+=" — |" ;;
 		esac
 	done
@@ -513,11 +518,13 @@ goals() {
 	echo
 	for ds in A B; do
 		for op in full restore; do
-			a=$(med T "$ds" "$op" bw)
-			b=$(med T "$ds" "$op" pgbr)
-			[[ -z $a || -z $b ]] && { echo "- n/a: dataset $ds $op (a run failed)"; continue; }
-			ok=$(awk -v a="$a" -v b="$b" 'BEGIN { print (a <= b) ? 1 : 0 }')
-			goal "dataset $ds $op: bulwark ${a} s ≤ pgBackRest ${b} s" "$ok"
+			for t in bw bw3; do
+				a=$(med T "$ds" "$op" "$t")
+				b=$(med T "$ds" "$op" pgbr)
+				[[ -z $a || -z $b ]] && { echo "- n/a: dataset $ds $op (a run failed)"; continue; }
+				ok=$(awk -v a="$a" -v b="$b" 'BEGIN { print (a <= b) ? 1 : 0 }')
+				goal "dataset $ds $op: ${TOOL_NAME[$t]} ${a} s ≤ pgBackRest ${b} s" "$ok"
+			done
 		done
 		for op in incr diff; do
 			a=$(med Z "$ds" "$op" bw)
@@ -528,7 +535,7 @@ goals() {
 		done
 	done
 	for k in "${!M[@]}"; do
-		[[ $k == *.bw.* ]] || continue
+		[[ $k == *.bw.* || $k == *.bw3.* ]] || continue
 		m=${M[$k]}
 		((${S[$k]:-0} > m)) && m=${S[$k]}
 		((m > peak)) && peak=$m

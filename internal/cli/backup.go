@@ -6,9 +6,11 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
 	"github.com/spf13/cobra"
 
 	"github.com/bulwarkdb/bulwark/internal/backup"
+	"github.com/bulwarkdb/bulwark/internal/repo"
 )
 
 // pgFlags name the PostgreSQL server.
@@ -51,7 +53,7 @@ func (a *app) newBackupCreateCmd() *cobra.Command {
 	var rf repoFlags
 	var pf pgFlags
 	var typ string
-	var jobs int
+	var jobs, level int
 	cmd := &cobra.Command{
 		Use:   "create",
 		Short: "Take a full, incremental, differential or logical backup",
@@ -68,7 +70,14 @@ func (a *app) newBackupCreateCmd() *cobra.Command {
 			if t != backup.Logical && pf.pgdata == "" {
 				return usageError{errors.New("no data directory: pass --pgdata DIR or set postgres.pgdata in the plan")}
 			}
-			r, err := a.openRepo(cmd.Context(), rf)
+			var ro repo.Options
+			if level != 0 {
+				if level < 1 || level > 22 {
+					return usageError{fmt.Errorf("--compress-level %d: want 1 to 22", level)}
+				}
+				ro.CompressLevel = zstd.EncoderLevelFromZstd(level)
+			}
+			r, err := a.openRepoWith(cmd.Context(), rf, ro)
 			if err != nil {
 				return err
 			}
@@ -97,6 +106,7 @@ func (a *app) newBackupCreateCmd() *cobra.Command {
 	pf.register(cmd, true)
 	cmd.Flags().StringVar(&typ, "type", "full", "full, incr, diff or logical")
 	cmd.Flags().IntVar(&jobs, "jobs", 0, "parallel compression jobs (default: number of CPUs)")
+	cmd.Flags().IntVar(&level, "compress-level", 0, "zstd level (1-22) for whole blocks (default: zstd's fastest; deltas of index pages always get the strongest)")
 	return cmd
 }
 

@@ -93,6 +93,11 @@ func openStore(rawURL string) (repo.Store, error) {
 
 // openRepo opens the repository named by flags, env or plan.
 func (a *app) openRepo(ctx context.Context, f repoFlags) (*repo.Repo, error) {
+	return a.openRepoWith(ctx, f, repo.Options{})
+}
+
+// openRepoWith opens the repository with options (a logger is added).
+func (a *app) openRepoWith(ctx context.Context, f repoFlags, opts repo.Options) (*repo.Repo, error) {
 	pr, err := a.resolveRepo(f)
 	if err != nil {
 		return nil, err
@@ -105,7 +110,8 @@ func (a *app) openRepo(ctx context.Context, f repoFlags) (*repo.Repo, error) {
 	if err != nil {
 		return nil, err
 	}
-	return repo.Open(ctx, s, pw, repo.Options{Logger: a.log})
+	opts.Logger = a.log
+	return repo.Open(ctx, s, pw, opts)
 }
 
 func (a *app) newRepoCmd() *cobra.Command {
