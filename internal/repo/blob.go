@@ -22,17 +22,6 @@ func (e *BlobError) Error() string {
 
 func (e *BlobError) Unwrap() error { return e.Err }
 
-// Has reports whether blob id is stored or about to be.
-func (r *Repo) Has(id ID) bool {
-	if _, ok := r.index.Lookup(id); ok {
-		return true
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	_, ok := r.pending[id]
-	return ok
-}
-
 // Reserve returns true when the caller must store blob id with StoreBlob,
 // and false when it is already stored or another caller is storing it.
 // This is how identical blocks are stored once.

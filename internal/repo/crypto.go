@@ -35,7 +35,6 @@ func ParseID(s string) (ID, error) {
 func (id ID) String() string       { return hex.EncodeToString(id[:]) }
 func (id ID) Short() string        { return hex.EncodeToString(id[:4]) }
 func (id ID) LogValue() slog.Value { return slog.StringValue(id.Short()) }
-func (id ID) IsZero() bool         { return id == ID{} }
 
 // MarshalText encodes the ID as hex.
 func (id ID) MarshalText() ([]byte, error) { return []byte(id.String()), nil }

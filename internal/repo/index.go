@@ -93,21 +93,16 @@ func (ix *Index) Packs() []ID {
 	return append([]ID(nil), ix.packs...)
 }
 
-// PackBlobs returns the blobs the index places in pack.
-func (ix *Index) PackBlobs(pack ID) []ID {
+// ByPack returns, for each pack, the blobs the index places in it.
+func (ix *Index) ByPack() map[ID][]ID {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
-	pi, ok := ix.packIx[pack]
-	if !ok {
-		return nil
-	}
-	var ids []ID
+	m := make(map[ID][]ID, len(ix.packs))
 	for id, l := range ix.blobs {
-		if l.pack == pi {
-			ids = append(ids, id)
-		}
+		p := ix.packs[l.pack]
+		m[p] = append(m[p], id)
 	}
-	return ids
+	return m
 }
 
 // Index returns the repository's in-memory index.

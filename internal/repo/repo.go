@@ -266,11 +266,6 @@ func (r *Repo) LoadDoc(ctx context.Context, kind, name string, v any) error {
 	return r.getSealed(ctx, kind+"/"+name, v)
 }
 
-// DeleteDoc removes a document.
-func (r *Repo) DeleteDoc(ctx context.Context, kind, name string) error {
-	return r.store.Delete(ctx, kind+"/"+name)
-}
-
 // ListDocs returns the names of the documents of kind, unsorted.
 func (r *Repo) ListDocs(ctx context.Context, kind string) ([]string, error) {
 	var names []string

@@ -51,11 +51,12 @@ func (r *Repo) CheckPacks(ctx context.Context, readData bool, jobs int, progress
 	}
 	d := &Damage{Blobs: make(map[ID]error)}
 	var mu sync.Mutex
+	byPack := r.index.ByPack()
 	packs := r.index.Packs()
 	var todo []ID
 	for _, p := range packs {
 		if !present[p] {
-			d.addPack(p, fmt.Errorf("%w: pack is missing", ErrCorrupt), r.index.PackBlobs(p), &mu)
+			d.addPack(p, fmt.Errorf("%w: pack is missing", ErrCorrupt), byPack[p], &mu)
 			continue
 		}
 		delete(present, p)
@@ -74,7 +75,7 @@ func (r *Repo) CheckPacks(ctx context.Context, readData bool, jobs int, progress
 	for range jobs {
 		wg.Go(func() {
 			for p := range work {
-				r.readPack(ctx, p, d, &mu)
+				r.readPack(ctx, p, byPack[p], d, &mu)
 				mu.Lock()
 				done++
 				if progress != nil {
@@ -95,8 +96,7 @@ func (r *Repo) CheckPacks(ctx context.Context, readData bool, jobs int, progress
 	return d, ctx.Err()
 }
 
-func (r *Repo) readPack(ctx context.Context, pack ID, d *Damage, mu *sync.Mutex) {
-	blobs := r.index.PackBlobs(pack)
+func (r *Repo) readPack(ctx context.Context, pack ID, blobs []ID, d *Damage, mu *sync.Mutex) {
 	rc, err := r.store.Get(ctx, packKey(pack))
 	if err != nil {
 		d.addPack(pack, err, blobs, mu)
