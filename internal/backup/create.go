@@ -204,12 +204,11 @@ func run(ctx context.Context, r *repo.Repo, conn *pgx.Conn, opts CreateOptions, 
 	if err != nil {
 		return err
 	}
-	if err := r.Flush(ctx); err != nil {
-		return err
-	}
 	if info.Manifest, err = mw.finish(); err != nil {
 		return fmt.Errorf("write manifest: %w", err)
 	}
+	// One flush makes the data and the manifest durable together, before
+	// the record that names them is written.
 	if err := r.Flush(ctx); err != nil {
 		return err
 	}

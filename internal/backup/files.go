@@ -1,6 +1,7 @@
 package backup
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -189,6 +190,16 @@ func (rd *reader) submit(ctx context.Context, j storeJob) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// bytesEntry stores content the backup makes itself (backup_label,
+// tablespace_map), owned like the data directory.
+func (rd *reader) bytesEntry(ctx context.Context, name string, content []byte, pgdata string) (*Entry, error) {
+	e := &Entry{Path: name, Kind: KindFile, Mode: 0o600, Extra: true, MTime: time.Now().UnixNano()}
+	if fi, err := os.Stat(pgdata); err == nil {
+		e.User, e.Group = rd.owners.names(fi)
+	}
+	return e, rd.fill(ctx, bytes.NewReader(content), e, nil, false)
 }
 
 // storeWorker compresses, encrypts and packs blobs until jobs closes.

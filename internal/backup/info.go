@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"time"
@@ -132,4 +133,27 @@ func Load(ctx context.Context, r *repo.Repo, id string, logical bool) (*Info, er
 		return nil, fmt.Errorf("read backup %s: %w", id, err)
 	}
 	return &info, nil
+}
+
+// storedSize sums the repository bytes a restore of info reads: every part
+// of every block, counted each time it is used.
+func storedSize(ctx context.Context, r *repo.Repo, info *Info) (int64, error) {
+	m := OpenManifest(ctx, r, info)
+	var n int64
+	for {
+		e, err := m.Next()
+		if err == io.EOF {
+			return n, nil
+		}
+		if err != nil {
+			return 0, err
+		}
+		for _, b := range e.Blocks {
+			for _, p := range b.Parts {
+				if l, ok := r.Index().Lookup(p); ok {
+					n += int64(l.Length)
+				}
+			}
+		}
+	}
 }

@@ -122,7 +122,7 @@ func dump(ctx context.Context, r *repo.Repo, opts LogicalOptions, db string) (*E
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	return e, r.Flush(ctx)
+	return e, nil
 }
 
 // checkDump pipes the stored dump into pg_restore --list.
@@ -166,10 +166,9 @@ func feed(ctx context.Context, r *repo.Repo, cmd *exec.Cmd, stderr *bytes.Buffer
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", filepath.Base(cmd.Path), err)
 	}
-	rs := &restorer{r: r}
 	var werr error
 	for _, b := range e.Blocks {
-		data, err := rs.block(ctx, b, nil)
+		data, err := loadBlock(ctx, r, b, nil)
 		if err != nil {
 			werr = err
 			break

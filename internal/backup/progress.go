@@ -1,17 +1,11 @@
 package backup
 
 import (
-	"bytes"
-	"context"
-	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/bulwarkdb/bulwark/internal/repo"
 )
 
 // progressInterval is how often Progress callbacks fire.
@@ -61,37 +55,4 @@ func dirSize(root string) int64 {
 		return nil
 	})
 	return n
-}
-
-// bytesEntry stores content the backup makes itself (backup_label,
-// tablespace_map), owned like the data directory.
-func (rd *reader) bytesEntry(ctx context.Context, name string, content []byte, pgdata string) (*Entry, error) {
-	e := &Entry{Path: name, Kind: KindFile, Mode: 0o600, Extra: true, MTime: time.Now().UnixNano()}
-	if fi, err := os.Stat(pgdata); err == nil {
-		e.User, e.Group = rd.owners.names(fi)
-	}
-	return e, rd.fill(ctx, bytes.NewReader(content), e, nil, false)
-}
-
-// storedSize sums the repository bytes a restore of info reads: every part
-// of every block, counted each time it is used.
-func storedSize(ctx context.Context, r *repo.Repo, info *Info) (int64, error) {
-	m := OpenManifest(ctx, r, info)
-	var n int64
-	for {
-		e, err := m.Next()
-		if err == io.EOF {
-			return n, nil
-		}
-		if err != nil {
-			return 0, err
-		}
-		for _, b := range e.Blocks {
-			for _, p := range b.Parts {
-				if l, ok := r.Index().Lookup(p); ok {
-					n += int64(l.Length)
-				}
-			}
-		}
-	}
 }

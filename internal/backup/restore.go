@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/bulwarkdb/bulwark/internal/pg"
 	"github.com/bulwarkdb/bulwark/internal/repo"
 )
 
@@ -33,10 +34,6 @@ type RestoreOptions struct {
 	Logger        *slog.Logger
 	Progress      func(Progress)
 }
-
-// controlFile is written last: a data directory without it does not start,
-// so an interrupted restore never looks complete.
-const controlFile = "global/pg_control"
 
 // Restore writes the data directory of a backup into opts.PGData in one
 // pass whatever the backup's type: every block is rebuilt from the parts
@@ -101,7 +98,7 @@ func prepareTarget(target string, delta bool) (fresh bool, err error) {
 		return false, fmt.Errorf("restore target %s has postmaster.pid (pid %s): stop that server before a delta restore", target, strings.SplitN(string(pid), "\n", 2)[0])
 	}
 	// Mark the directory incomplete before touching anything else.
-	if err := os.Remove(filepath.Join(target, filepath.FromSlash(controlFile))); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := os.Remove(filepath.Join(target, filepath.FromSlash(pg.ControlFile))); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return false, err
 	}
 	return false, nil
@@ -167,7 +164,9 @@ func (rs *restorer) run(ctx context.Context, info *Info, opts RestoreOptions) er
 				rs.kept[e.Path] = true
 			}
 			switch {
-			case e.Path == controlFile:
+			case e.Path == pg.ControlFile:
+				// Written last: a data directory without it does not
+				// start, so an interrupted restore never looks complete.
 				control = e
 			case e.Path == tablespaceMap:
 				// The links are made here (and may be moved by TablespaceMap);
@@ -198,7 +197,7 @@ func (rs *restorer) run(ctx context.Context, info *Info, opts RestoreOptions) er
 // and fixes directory times and modes after their content is written.
 func (rs *restorer) finish(ctx context.Context, control *Entry, dirs []*Entry) error {
 	if control == nil {
-		return fmt.Errorf("%w: the backup has no %s", repo.ErrCorrupt, controlFile)
+		return fmt.Errorf("%w: the backup has no %s", repo.ErrCorrupt, pg.ControlFile)
 	}
 	if rs.kept != nil {
 		if err := rs.removeExtra(); err != nil {
@@ -206,7 +205,7 @@ func (rs *restorer) finish(ctx context.Context, control *Entry, dirs []*Entry) e
 		}
 	}
 	if err := rs.file(ctx, control); err != nil {
-		return fmt.Errorf("%s: %w", controlFile, err)
+		return fmt.Errorf("%s: %w", pg.ControlFile, err)
 	}
 	for i := len(dirs) - 1; i >= 0; i-- {
 		p := rs.path(dirs[i].Path)
@@ -287,7 +286,7 @@ func (rs *restorer) removeExtra() error {
 		if rs.kept[rel] {
 			return nil
 		}
-		if rel == controlFile {
+		if rel == pg.ControlFile {
 			return nil
 		}
 		if err := os.RemoveAll(p); err != nil {

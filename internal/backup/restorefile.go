@@ -60,7 +60,7 @@ const parallelBlocks = 16
 func (rs *restorer) blocks(ctx context.Context, f *os.File, e *Entry, k, n int) error {
 	var buf []byte
 	for i := k; i < len(e.Blocks); i += n {
-		data, err := rs.block(ctx, e.Blocks[i], buf)
+		data, err := loadBlock(ctx, rs.r, e.Blocks[i], buf)
 		if err != nil {
 			return err
 		}
@@ -76,15 +76,15 @@ func (rs *restorer) blocks(ctx context.Context, f *os.File, e *Entry, k, n int) 
 	return nil
 }
 
-// block rebuilds a block from its parts. Each part is checked against its
-// hash as it is loaded; a whole block is therefore checked end to end.
-func (rs *restorer) block(ctx context.Context, b Block, buf []byte) ([]byte, error) {
-	data, err := rs.r.LoadBlob(ctx, b.Parts[0], buf)
+// loadBlock rebuilds a block from its parts. Each part is checked against
+// its hash as it is loaded; a whole block is therefore checked end to end.
+func loadBlock(ctx context.Context, r *repo.Repo, b Block, buf []byte) ([]byte, error) {
+	data, err := r.LoadBlob(ctx, b.Parts[0], buf)
 	if err != nil {
 		return nil, err
 	}
 	for _, id := range b.Parts[1:] {
-		d, err := rs.r.LoadBlob(ctx, id, nil)
+		d, err := r.LoadBlob(ctx, id, nil)
 		if err != nil {
 			return nil, err
 		}

@@ -137,7 +137,8 @@ func Init(ctx context.Context, s Store, password []byte, opts Options) (*Repo, e
 // It returns ErrWrongPassword or ErrNotRepository (wrapped) when it cannot.
 func Open(ctx context.Context, s Store, password []byte, opts Options) (*Repo, error) {
 	opts = opts.withDefaults()
-	if _, err := getAll(ctx, s, "config"); errors.Is(err, ErrNotFound) {
+	sealedConfig, err := getAll(ctx, s, "config")
+	if errors.Is(err, ErrNotFound) {
 		return nil, fmt.Errorf("open %s: %w (run 'bulwark repo init' first)", s.Location(), ErrNotRepository)
 	} else if err != nil {
 		return nil, fmt.Errorf("open %s: %w", s.Location(), err)
@@ -146,12 +147,11 @@ func Open(ctx context.Context, s Store, password []byte, opts Options) (*Repo, e
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", s.Location(), err)
 	}
-	var cfg Config
-	r, err := newRepo(s, key, cfg, opts)
+	r, err := newRepo(s, key, Config{}, opts)
 	if err != nil {
 		return nil, err
 	}
-	if err := r.getSealed(ctx, "config", &r.config); err != nil {
+	if err := r.unseal("config", sealedConfig, &r.config); err != nil {
 		return nil, fmt.Errorf("open %s: read config: %w", s.Location(), err)
 	}
 	if r.config.Version != FormatVersion {
@@ -234,6 +234,11 @@ func (r *Repo) getSealed(ctx context.Context, key string, v any) error {
 	if err != nil {
 		return err
 	}
+	return r.unseal(key, sealed, v)
+}
+
+// unseal decodes the bytes of an object written by putSealed.
+func (r *Repo) unseal(key string, sealed []byte, v any) error {
 	plain, err := r.key.Open(nil, sealed)
 	if err != nil {
 		return fmt.Errorf("%s: %w", key, err)

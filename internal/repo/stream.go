@@ -13,6 +13,8 @@ const StreamChunk = 1 << 20
 // StreamWriter cuts a byte stream into tree blobs. It is not safe for
 // concurrent use. Close returns nothing; IDs lists the blobs in order.
 type StreamWriter struct {
+	// ctx is kept because io.Writer's Write takes none; it bounds this
+	// stream's blob writes and nothing else.
 	ctx context.Context
 	r   *Repo
 	buf bytes.Buffer
@@ -62,7 +64,7 @@ func (r *Repo) OpenStream(ctx context.Context, ids []ID) io.Reader {
 }
 
 type streamReader struct {
-	ctx context.Context
+	ctx context.Context // as in StreamWriter: io.Reader's Read takes none
 	r   *Repo
 	ids []ID
 	cur []byte
