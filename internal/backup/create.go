@@ -8,11 +8,13 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/bulwarkdb/bulwark/internal/archive"
 	"github.com/bulwarkdb/bulwark/internal/pg"
 	"github.com/bulwarkdb/bulwark/internal/repo"
 	"github.com/bulwarkdb/bulwark/internal/wal"
@@ -34,7 +36,44 @@ type CreateOptions struct {
 	Progress func(Progress)
 	// Now is the clock (tests inject one).
 	Now func() time.Time
+	// WAL says where the backup's WAL lives (default WALAuto).
+	WAL WALMode
+	// Archive is the repository's WAL archive. With WALArchive (or WALAuto
+	// deciding so) the backup leaves its WAL to it instead of copying it,
+	// and is recorded only once the archive holds every segment from its
+	// start to its stop.
+	Archive *archive.Archive
+	// ArchiveTimeout bounds that wait (default DefaultArchiveTimeout).
+	ArchiveTimeout time.Duration
 }
+
+// WALMode says whether a backup copies its WAL or relies on the archive.
+type WALMode string
+
+const (
+	// WALAuto relies on the archive when the server archives with bulwark
+	// (archive_mode on and archive_command runs "bulwark ... wal push"),
+	// and copies otherwise.
+	WALAuto WALMode = "auto"
+	// WALArchive relies on the archive (filled by archive_command or by a
+	// receiver).
+	WALArchive WALMode = "archive"
+	// WALCopy copies the WAL into the backup.
+	WALCopy WALMode = "copy"
+)
+
+// ParseWALMode parses auto, archive or copy.
+func ParseWALMode(s string) (WALMode, error) {
+	switch m := WALMode(s); m {
+	case WALAuto, WALArchive, WALCopy:
+		return m, nil
+	}
+	return "", fmt.Errorf("--wal %q: want auto, archive or copy", s)
+}
+
+// DefaultArchiveTimeout is how long a backup waits for its WAL to reach
+// the archive before it fails.
+const DefaultArchiveTimeout = 5 * time.Minute
 
 // Progress reports a long operation.
 type Progress struct {
@@ -53,13 +92,17 @@ func (o CreateOptions) withDefaults() CreateOptions {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.ArchiveTimeout <= 0 {
+		o.ArchiveTimeout = DefaultArchiveTimeout
+	}
 	return o
 }
 
 // Create takes an online physical backup of the server at opts.DB, whose
 // data directory is opts.PGData, into r. It holds the repository's
 // exclusive lock while it runs. The backup carries the WAL from its start
-// to its stop LSN, so it restores on its own.
+// to its stop LSN, so it restores on its own, unless opts.Archive names the
+// archive that holds it.
 func Create(ctx context.Context, r *repo.Repo, opts CreateOptions) (*Info, error) {
 	opts = opts.withDefaults()
 	log := opts.Logger.With("component", "backup")
@@ -70,6 +113,9 @@ func Create(ctx context.Context, r *repo.Repo, opts CreateOptions) (*Info, error
 	defer conn.Close(context.WithoutCancel(ctx))
 	srv, err := checkServer(ctx, conn, opts.PGData)
 	if err != nil {
+		return nil, err
+	}
+	if opts.Archive, err = walArchive(ctx, conn, srv, opts); err != nil {
 		return nil, err
 	}
 	lock, err := r.Lock(ctx, "backup", true)
@@ -104,6 +150,34 @@ func Create(ctx context.Context, r *repo.Repo, opts CreateOptions) (*Info, error
 	}
 	log.Info("backup done", "stop_lsn", info.StopLSN, "size", info.Size, "new_bytes", info.NewBytes, "seconds", info.Duration)
 	return info, nil
+}
+
+// walArchive decides whether the backup relies on the archive, and returns
+// it if so.
+func walArchive(ctx context.Context, conn *pgx.Conn, srv pg.Server, opts CreateOptions) (*archive.Archive, error) {
+	mode := opts.WAL
+	if mode == "" {
+		mode = WALAuto
+	}
+	if mode == WALCopy {
+		return nil, nil
+	}
+	if opts.Archive == nil {
+		if mode == WALArchive {
+			return nil, errors.New("--wal archive: no WAL archive given")
+		}
+		return nil, nil
+	}
+	if mode == WALAuto {
+		var command string
+		if err := conn.QueryRow(ctx, "SELECT current_setting('archive_command')").Scan(&command); err != nil {
+			return nil, fmt.Errorf("read archive_command: %w", err)
+		}
+		if srv.ArchiveMode == "off" || !strings.Contains(command, "bulwark") || !strings.Contains(command, "wal push") {
+			return nil, nil
+		}
+	}
+	return opts.Archive, nil
 }
 
 // checkServer refuses servers the backup cannot copy safely.
@@ -197,12 +271,22 @@ func run(ctx context.Context, r *repo.Repo, conn *pgx.Conn, opts CreateOptions, 
 			return err
 		}
 		info.StopLSN, info.StopTime, info.Label = stop.LSN, opts.Now().UTC(), stop.Label
+		if !stop.Time.IsZero() {
+			// The server's clock: recovery targets are compared with it.
+			info.StopTime = stop.Time.UTC()
+		}
+		info.WALArchived = opts.Archive != nil
 		return addExtras(gctx, rd, mw, opts.PGData, info, stop)
 	})
 	err = g.Wait()
 	stopProgress()
 	if err != nil {
 		return err
+	}
+	if opts.Archive != nil {
+		if err := waitArchived(ctx, opts.Archive, info, opts.ArchiveTimeout, log); err != nil {
+			return err
+		}
 	}
 	if info.Manifest, err = mw.finish(); err != nil {
 		return fmt.Errorf("write manifest: %w", err)
@@ -319,6 +403,9 @@ func addExtras(ctx context.Context, rd *reader, mw *manifestWriter, pgdata strin
 	for _, h := range hist {
 		names = append(names, filepath.Base(h))
 	}
+	if info.WALArchived {
+		names = nil // the archive holds them
+	}
 	for _, n := range names {
 		abs := filepath.Join(walDir, n)
 		fi, err := os.Stat(abs)
@@ -346,6 +433,39 @@ func addExtras(ctx context.Context, rd *reader, mw *manifestWriter, pgdata strin
 		}
 		if err := mw.add(e); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// waitArchived waits until the archive holds every segment the backup
+// needs, from its start to its stop: only then can it be restored, and
+// only then is it recorded.
+func waitArchived(ctx context.Context, ar *archive.Archive, info *Info, timeout time.Duration, log *slog.Logger) error {
+	segs := wal.SegmentsBetween(info.Timeline, info.StartLSN, info.StopLSN-1, info.SegSize)
+	deadline := time.Now().Add(timeout)
+	logged := false
+	for _, s := range segs {
+		for {
+			ok, err := ar.Has(ctx, s.String())
+			if err != nil {
+				return fmt.Errorf("check the archive for %s: %w", s, err)
+			}
+			if ok {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("WAL segment %s, which the backup needs, did not reach the archive in %s: is archive_command ('bulwark wal push %%p') pushing to %s? (check pg_stat_archiver)", s, timeout, ar.Repo().Location())
+			}
+			if !logged {
+				log.Info("waiting for the backup's WAL to be archived", "segment", s)
+				logged = true
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(100 * time.Millisecond):
+			}
 		}
 	}
 	return nil

@@ -66,7 +66,10 @@ type Info struct {
 	Database   string         `json:"database,omitempty"` // logical backups
 	SegSize    uint64         `json:"wal_segment_size,omitempty"`
 	Label      string         `json:"backup_label,omitempty"`
-	Manifest   []repo.ID      `json:"manifest"`
+	// WALArchived: the backup's WAL is in the repository's WAL archive,
+	// not in the backup (it was taken while archiving was on).
+	WALArchived bool      `json:"wal_archived,omitempty"`
+	Manifest    []repo.ID `json:"manifest"`
 }
 
 // newID makes a backup ID from its start time, pgBackRest style

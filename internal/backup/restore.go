@@ -12,11 +12,15 @@ import (
 	"runtime"
 	"strings"
 	"sync/atomic"
+	"syscall"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/bulwarkdb/bulwark/internal/archive"
 	"github.com/bulwarkdb/bulwark/internal/pg"
 	"github.com/bulwarkdb/bulwark/internal/repo"
+	"github.com/bulwarkdb/bulwark/internal/wal"
 )
 
 // RestoreOptions configure a physical restore.
@@ -33,6 +37,15 @@ type RestoreOptions struct {
 	TablespaceMap map[string]string
 	Logger        *slog.Logger
 	Progress      func(Progress)
+	// Target, when set, configures a point-in-time recovery: the backup is
+	// chosen for it (unless Backup names one), and recovery.signal and the
+	// recovery settings are written, with RestoreCommand.
+	Target         Target
+	RestoreCommand string
+	// Archive is the repository's WAL archive: needed for a target, and
+	// for a backup whose WAL is in the archive (its segments are copied
+	// into pg_wal so that the restore starts on its own).
+	Archive *archive.Archive
 }
 
 // Restore writes the data directory of a backup into opts.PGData in one
@@ -46,12 +59,18 @@ func Restore(ctx context.Context, r *repo.Repo, opts RestoreOptions) (*Info, err
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	info, err := Load(ctx, r, opts.Backup, false)
+	if err := opts.Target.Validate(); err != nil {
+		return nil, err
+	}
+	info, err := chooseRestore(ctx, r, opts)
 	if err != nil {
 		return nil, err
 	}
 	if info.Type == Logical {
 		return nil, fmt.Errorf("backup %s is a logical backup: restore it into a database with --type logical --db CONNSTRING", info.ID)
+	}
+	if err := checkRestoreWAL(ctx, info, opts); err != nil {
+		return nil, err
 	}
 	lock, err := r.Lock(ctx, "restore", false)
 	if err != nil {
@@ -66,7 +85,7 @@ func Restore(ctx context.Context, r *repo.Repo, opts RestoreOptions) (*Info, err
 	if err != nil {
 		return nil, err
 	}
-	rs := &restorer{r: r, key: r.Key(), target: target, delta: opts.Delta, asRoot: os.Geteuid() == 0, spcMap: opts.TablespaceMap, jobs: opts.Jobs}
+	rs := &restorer{r: r, key: r.Key(), target: target, delta: opts.Delta, asRoot: os.Geteuid() == 0, spcMap: opts.TablespaceMap, jobs: opts.Jobs, opts: opts, info: info}
 	err = rs.run(ctx, info, opts)
 	if err != nil {
 		if fresh {
@@ -76,6 +95,94 @@ func Restore(ctx context.Context, r *repo.Repo, opts RestoreOptions) (*Info, err
 	}
 	opts.Logger.Info("restore done", "backup", info.ID, "target", target, "bytes", rs.done.Load())
 	return info, nil
+}
+
+// chooseRestore loads the backup to restore: the one named, or for a
+// point-in-time target the newest that finished before it.
+func chooseRestore(ctx context.Context, r *repo.Repo, opts RestoreOptions) (*Info, error) {
+	if opts.Target.IsSet() && (opts.Backup == "" || opts.Backup == "latest") {
+		all, err := List(ctx, r)
+		if err != nil {
+			return nil, err
+		}
+		info, err := ChooseBackup(all, opts.Target)
+		if err != nil {
+			return nil, err
+		}
+		opts.Logger.Info("backup chosen for the recovery target", "backup", info.ID, "stop_time", info.StopTime, "stop_lsn", info.StopLSN, "target", opts.Target.String())
+		return info, nil
+	}
+	return Load(ctx, r, opts.Backup, false)
+}
+
+// checkRestoreWAL makes sure, before anything is written, that the archive
+// holds the WAL the restore needs, naming each missing segment.
+func checkRestoreWAL(ctx context.Context, info *Info, opts RestoreOptions) error {
+	if !opts.Target.IsSet() && !info.WALArchived {
+		return nil
+	}
+	if opts.Archive == nil {
+		return fmt.Errorf("backup %s needs the WAL archive, and none was given", info.ID)
+	}
+	if opts.Target.IsSet() && opts.RestoreCommand == "" {
+		return errors.New("a point-in-time restore needs a restore_command")
+	}
+	missing, fatal, err := CheckArchive(ctx, opts.Archive, info, opts.Target)
+	switch {
+	case err != nil && fatal:
+		return err
+	case err != nil:
+		opts.Logger.Warn(err.Error())
+		return nil
+	case len(missing) == 0:
+		return nil
+	case fatal:
+		return fmt.Errorf("the WAL archive lacks %s, which recovery to %s from backup %s needs: %w", strings.Join(missing, ", "), opts.Target, info.ID, archive.ErrNotFound)
+	}
+	opts.Logger.Warn("the WAL archive has gaps: recovery cannot pass the first missing segment", "missing", strings.Join(missing, ", "), "target", opts.Target.String())
+	return nil
+}
+
+// recovery copies the backup's WAL from the archive into pg_wal when the
+// backup does not carry it, and writes the recovery settings for a target.
+func (rs *restorer) recovery(ctx context.Context) error {
+	info := rs.info
+	if info.WALArchived {
+		start, err := wal.ParseSegmentName(info.StartWAL)
+		if err != nil {
+			return fmt.Errorf("backup %s: start segment: %w", info.ID, err)
+		}
+		for _, seg := range wal.SegmentsBetween(info.Timeline, start.StartLSN(info.SegSize), info.StopLSN-1, info.SegSize) {
+			data, err := rs.opts.Archive.Fetch(ctx, seg.String())
+			if err != nil {
+				return fmt.Errorf("WAL the backup needs: %w", err)
+			}
+			if err := writeOwned(rs.target, rs.path("pg_wal/"+seg.String()), data); err != nil {
+				return err
+			}
+		}
+	}
+	if !rs.opts.Target.IsSet() {
+		return nil
+	}
+	return writeRecovery(rs.target, rs.opts.Target, rs.opts.RestoreCommand, time.Now())
+}
+
+// chownLike gives path the owner of dir (restoring as root, dir belongs
+// to postgres).
+func chownLike(dir, path string) error {
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return nil
+	}
+	return os.Chown(path, int(st.Uid), int(st.Gid))
 }
 
 // prepareTarget checks the target and reports whether it was empty (so
@@ -122,6 +229,8 @@ type restorer struct {
 	kept   map[string]bool // delta: paths the backup has
 	spcMap map[string]string
 	jobs   int
+	opts   RestoreOptions
+	info   *Info
 }
 
 func (rs *restorer) run(ctx context.Context, info *Info, opts RestoreOptions) error {
@@ -203,6 +312,9 @@ func (rs *restorer) finish(ctx context.Context, control *Entry, dirs []*Entry) e
 		if err := rs.removeExtra(); err != nil {
 			return err
 		}
+	}
+	if err := rs.recovery(ctx); err != nil {
+		return err
 	}
 	if err := rs.file(ctx, control); err != nil {
 		return fmt.Errorf("%s: %w", pg.ControlFile, err)

@@ -9,6 +9,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/spf13/cobra"
 
+	"github.com/bulwarkdb/bulwark/internal/archive"
 	"github.com/bulwarkdb/bulwark/internal/backup"
 	"github.com/bulwarkdb/bulwark/internal/repo"
 )
@@ -52,8 +53,9 @@ func (a *app) newBackupCmd() *cobra.Command {
 func (a *app) newBackupCreateCmd() *cobra.Command {
 	var rf repoFlags
 	var pf pgFlags
-	var typ string
+	var typ, walMode string
 	var jobs, level int
+	var archiveTimeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "create",
 		Short: "Take a full, incremental, differential or logical backup",
@@ -69,6 +71,10 @@ func (a *app) newBackupCreateCmd() *cobra.Command {
 			}
 			if t != backup.Logical && pf.pgdata == "" {
 				return usageError{errors.New("no data directory: pass --pgdata DIR or set postgres.pgdata in the plan")}
+			}
+			wm, err := backup.ParseWALMode(walMode)
+			if err != nil {
+				return usageError{err}
 			}
 			var ro repo.Options
 			if level != 0 {
@@ -88,6 +94,7 @@ func (a *app) newBackupCreateCmd() *cobra.Command {
 				pr := a.progress()
 				info, err = backup.Create(cmd.Context(), r, backup.CreateOptions{
 					Type: t, PGData: pf.pgdata, DB: pf.db, Jobs: jobs, Logger: a.log, Progress: pr,
+					WAL: wm, Archive: archive.New(r), ArchiveTimeout: archiveTimeout,
 				})
 				a.endProgress(pr)
 			}
@@ -106,6 +113,8 @@ func (a *app) newBackupCreateCmd() *cobra.Command {
 	pf.register(cmd, true)
 	cmd.Flags().StringVar(&typ, "type", "full", "full, incr, diff or logical")
 	cmd.Flags().IntVar(&jobs, "jobs", 0, "parallel compression jobs (default: number of CPUs)")
+	cmd.Flags().StringVar(&walMode, "wal", "auto", "where the backup's WAL lives: archive (the repository's WAL archive, waited for), copy (inside the backup), auto (archive when archive_command is bulwark wal push)")
+	cmd.Flags().DurationVar(&archiveTimeout, "archive-timeout", backup.DefaultArchiveTimeout, "how long to wait for the backup's WAL to be archived")
 	cmd.Flags().IntVar(&level, "compress-level", 0, "zstd level (1-22) for whole blocks (default: zstd's fastest; deltas of index pages always get the strongest)")
 	return cmd
 }

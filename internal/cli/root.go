@@ -68,9 +68,12 @@ var errDamaged = errors.New("the repository is damaged")
 func exitCode(err error) int {
 	var le *repo.LockedError
 	var pe *plan.Error
+	var ee *exitError
 	switch {
 	case err == nil:
 		return 0
+	case errors.As(err, &ee):
+		return ee.code
 	case errors.Is(err, context.Canceled):
 		return 130
 	case errors.As(err, new(usageError)), errors.As(err, &pe):
@@ -98,7 +101,7 @@ func (a *app) newRootCmd() *cobra.Command {
 	pf.StringVar(&a.planPath, "plan", "", "DR plan file (bulwark.yaml); env BULWARK_PLAN")
 	pf.StringVarP(&a.output, "output", "o", "text", "output format: text or json")
 	pf.StringVar(&a.logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	root.AddCommand(a.newRepoCmd(), a.newBackupCmd(), a.newRestoreCmd())
+	root.AddCommand(a.newRepoCmd(), a.newBackupCmd(), a.newRestoreCmd(), a.newWalCmd())
 	return root
 }
 

@@ -187,3 +187,15 @@ func removeStale() {
 		_ = os.RemoveAll(filepath.Join(os.TempDir(), e.Name())) // best effort
 	}
 }
+
+// WriteFile writes a file (mode 0600) that the postgres OS user owns when
+// the tests run as root: a passphrase file that archive_command reads.
+func WriteFile(t testing.TB, path string, data []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	if err := chownOwner(path); err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+}

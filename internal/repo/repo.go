@@ -47,6 +47,10 @@ type Options struct {
 	// StrongLevel is the zstd level of Strong compression
 	// (zstd.SpeedBestCompression if zero).
 	StrongLevel zstd.EncoderLevel
+	// SkipIndex opens without reading the index: for callers that only
+	// use documents and objects (WAL push and fetch), which must start fast
+	// however large the repository has grown.
+	SkipIndex bool
 }
 
 // DefaultPackSize keeps packs large enough that thousands of small files do
@@ -156,6 +160,9 @@ func Open(ctx context.Context, s Store, password []byte, opts Options) (*Repo, e
 	}
 	if r.config.Version != FormatVersion {
 		return nil, fmt.Errorf("open %s: repository format version %d, this bulwark reads version %d", s.Location(), r.config.Version, FormatVersion)
+	}
+	if opts.SkipIndex {
+		return r, nil
 	}
 	if err := r.loadIndex(ctx); err != nil {
 		return nil, fmt.Errorf("open %s: %w", s.Location(), err)

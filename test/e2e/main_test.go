@@ -22,6 +22,10 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
+	// archive_command and restore_command run it as the server's OS user.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		panic(err)
+	}
 	binary = filepath.Join(dir, "bulwark")
 	build := exec.Command("go", "build", "-o", binary, "github.com/bulwarkdb/bulwark/cmd/bulwark")
 	build.Stderr = os.Stderr
@@ -44,6 +48,10 @@ type env struct {
 	t    *testing.T
 	repo string
 	vars []string
+	// owner runs bulwark as the server's OS user (postgres when the tests
+	// run as root), as archive_command does, so that both can write the
+	// repository.
+	owner bool
 }
 
 func newEnv(t *testing.T) *env {
@@ -54,6 +62,10 @@ func newEnv(t *testing.T) *env {
 func (e *env) command(args ...string) *exec.Cmd {
 	cmd := exec.Command(binary, args...)
 	cmd.Env = append(append(os.Environ(), "BULWARK_REPO="+e.repo), e.vars...)
+	if e.owner {
+		pgtest.AsOwner(cmd)
+		cmd.Dir = "/"
+	}
 	return cmd
 }
 

@@ -1,0 +1,221 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bulwarkdb/bulwark/internal/pgtest"
+)
+
+// archiveEnv is a repository that the server's OS user owns, with its
+// passphrase in a file, as archive_command and restore_command need.
+type archiveEnv struct {
+	*env
+	dir    string
+	pwFile string
+}
+
+func newArchiveEnv(t *testing.T) *archiveEnv {
+	dir := pgtest.Dir(t)
+	pw := filepath.Join(dir, "passphrase")
+	pgtest.WriteFile(t, pw, []byte("correct horse\n"))
+	e := &env{t: t, repo: "file://" + filepath.Join(dir, "repo"), vars: []string{"BULWARK_REPO_PASSWORD_FILE=" + pw}, owner: true}
+	e.ok("repo", "init")
+	return &archiveEnv{env: e, dir: dir, pwFile: pw}
+}
+
+// conf archives to the repository with bulwark wal push.
+func (a *archiveEnv) conf(extra ...string) map[string]string {
+	c := map[string]string{
+		"archive_mode":           "on",
+		"archive_command":        fmt.Sprintf("%s wal push --repo %s --password-file %s %%p", binary, a.repo, a.pwFile),
+		"track_commit_timestamp": "on",
+	}
+	for i := 0; i+1 < len(extra); i += 2 {
+		c[extra[i]] = extra[i+1]
+	}
+	return c
+}
+
+// switchAndWait ends the current segment and waits until it is archived.
+func switchAndWait(t *testing.T, p *pgtest.Instance) string {
+	t.Helper()
+	seg := p.QueryString(t, "SELECT pg_walfile_name(pg_switch_wal())")
+	pgtest.Eventually(t, time.Minute, func() error {
+		last := p.QueryString(t, "SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver")
+		if len(last) < 24 || last[:24] < seg {
+			return fmt.Errorf("archived up to %q, waiting for %s", last, seg)
+		}
+		return nil
+	})
+	return seg
+}
+
+// startRecovered starts a restored data directory (not archiving) and
+// waits until recovery has ended.
+func startRecovered(t *testing.T, dir string) *pgtest.Instance {
+	t.Helper()
+	s := pgtest.StartDataDir(t, dir, pgtest.Options{Name: "restored", Conf: map[string]string{"archive_mode": "off"}})
+	pgtest.Eventually(t, 2*time.Minute, func() error {
+		if s.QueryInt(t, "SELECT CASE WHEN pg_is_in_recovery() THEN 1 ELSE 0 END") == 1 {
+			return fmt.Errorf("still in recovery")
+		}
+		return nil
+	})
+	return s
+}
+
+// TestPITRRandomTargets commits rows one per transaction, then restores to
+// random times and LSNs between commits: each restored server must hold
+// exactly the rows committed at or before its target.
+func TestPITRRandomTargets(t *testing.T) {
+	a := newArchiveEnv(t)
+	p := pgtest.Start(t, pgtest.Options{Name: "primary", Conf: a.conf()})
+	p.Exec(t, "CREATE TABLE w (id int PRIMARY KEY, at timestamptz DEFAULT clock_timestamp())")
+	const n = 240
+	lsnAfter := make([]string, n+1)
+	commit := func(i int) {
+		p.Exec(t, "INSERT INTO w (id) VALUES ($1)", i)
+		lsnAfter[i] = p.QueryString(t, "SELECT pg_current_wal_insert_lsn()::text")
+	}
+	for i := 1; i <= n/4; i++ {
+		commit(i)
+	}
+	full := a.backupJSON(p, "full")
+	if full["wal_archived"] != true {
+		t.Fatalf("a backup taken while bulwark archives should rely on the archive: %v", full["wal_archived"])
+	}
+	first := n/4 + 1
+	for i := first; i <= n; i++ {
+		commit(i)
+		if i%20 == 0 {
+			switchAndWait(t, p) // spread the rows over segments
+		}
+		if i == n/2 {
+			a.backupJSON(p, "incr")
+		}
+	}
+	switchAndWait(t, p)
+
+	commitMicros := func(i int) int64 {
+		return p.QueryInt(t, "SELECT (extract(epoch FROM pg_xact_commit_timestamp(xmin)) * 1000000)::bigint FROM w WHERE id = $1", i)
+	}
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+	pick := func() int { return first + 2 + rng.IntN(n-first-4) }
+	type target struct {
+		flag, value string
+		rows        int
+	}
+	var targets []target
+	for range 5 {
+		i := pick()
+		mid := (commitMicros(i) + commitMicros(i+1)) / 2
+		targets = append(targets, target{"--target-time", time.UnixMicro(mid).UTC().Format(time.RFC3339Nano), i})
+	}
+	for range 5 {
+		i := pick()
+		targets = append(targets, target{"--target-lsn", lsnAfter[i], i})
+	}
+	for _, tg := range targets {
+		dir := filepath.Join(a.dir, fmt.Sprintf("pitr-%d", tg.rows))
+		os.RemoveAll(dir)
+		a.ok("restore", "--pgdata", dir, tg.flag, tg.value)
+		s := startRecovered(t, dir)
+		count, top := s.QueryInt(t, "SELECT count(*) FROM w"), s.QueryInt(t, "SELECT coalesce(max(id), 0) FROM w")
+		if count != int64(tg.rows) || top != int64(tg.rows) {
+			t.Errorf("restore %s %s: %d rows up to id %d, want exactly rows 1..%d", tg.flag, tg.value, count, top, tg.rows)
+		}
+		s.Stop(t)
+		os.RemoveAll(dir)
+	}
+}
+
+// TestArchiveGapIsNamed deletes one archived segment: status and restore
+// must name exactly that segment.
+func TestArchiveGapIsNamed(t *testing.T) {
+	a := newArchiveEnv(t)
+	p := pgtest.Start(t, pgtest.Options{Name: "primary", Conf: a.conf()})
+	a.backupJSON(p, "full")
+	var segs []string
+	for range 3 {
+		p.Exec(t, "CREATE TABLE IF NOT EXISTS g AS SELECT 1 AS x")
+		segs = append(segs, switchAndWait(t, p))
+	}
+	a.ok("status")
+	victim := segs[1]
+	if err := os.Remove(filepath.Join(strings.TrimPrefix(a.repo, "file://"), "wal", victim[:16], victim)); err != nil {
+		t.Fatal(err)
+	}
+	r := a.run("status", "-o", "json")
+	if r.code != 4 {
+		t.Errorf("status with a gap: exit %d, want 4", r.code)
+	}
+	var st struct{ Problems []string }
+	json.Unmarshal([]byte(r.stdout), &st)
+	if len(st.Problems) != 1 || !strings.Contains(st.Problems[0], victim) {
+		t.Errorf("status problems %q, want exactly one naming %s", st.Problems, victim)
+	}
+	res := a.run("restore", "--pgdata", filepath.Join(a.dir, "r"), "--latest")
+	if res.code == 0 || !strings.Contains(res.stderr, victim) || strings.Contains(res.stderr, segs[2]) {
+		t.Errorf("restore --latest over a gap: exit %d, stderr %q; want a failure naming only %s", res.code, res.stderr, victim)
+	}
+}
+
+// TestWalFetchExitCodes: "not found" is 1, so that recovery ends there;
+// any real error is above 125, so that PostgreSQL aborts recovery instead.
+func TestWalFetchExitCodes(t *testing.T) {
+	a := newArchiveEnv(t)
+	dest := filepath.Join(a.dir, "dest")
+	if r := a.run("wal", "fetch", "0000000100000000000000AA", dest); r.code != 1 {
+		t.Errorf("fetch of a missing segment: exit %d, want 1", r.code)
+	}
+	if r := a.run("wal", "fetch", "00000005.history", dest); r.code != 1 {
+		t.Errorf("fetch of a missing history file: exit %d, want 1", r.code)
+	}
+	bad := filepath.Join(a.dir, "wrong")
+	pgtest.WriteFile(t, bad, []byte("wrong\n"))
+	if r := a.run("wal", "fetch", "--password-file", bad, "0000000100000000000000AA", dest); r.code <= 125 {
+		t.Errorf("fetch with a wrong passphrase: exit %d, want > 125", r.code)
+	}
+	a2 := *a.env
+	a2.repo = "file://" + filepath.Join(a.dir, "nothing-here")
+	if r := a2.run("wal", "fetch", "0000000100000000000000AA", dest); r.code <= 125 {
+		t.Errorf("fetch from a missing repository: exit %d, want > 125", r.code)
+	}
+}
+
+// TestWalPushRefusesDifferentContent: the same content twice is fine, other
+// content under an archived name is refused and the archive keeps the first.
+func TestWalPushRefusesDifferentContent(t *testing.T) {
+	a := newArchiveEnv(t)
+	p := pgtest.Start(t, pgtest.Options{Name: "primary", Conf: a.conf()})
+	seg := switchAndWait(t, p)
+	pgWal := filepath.Join(a.dir, "copy")
+	os.Mkdir(pgWal, 0o755)
+	orig, err := os.ReadFile(filepath.Join(p.DataDir, "pg_wal", seg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(pgWal, seg)
+	pgtest.WriteFile(t, file, orig)
+	a.ok("wal", "push", file)
+	changed := append([]byte(nil), orig...)
+	changed[len(changed)-1] ^= 0xff
+	pgtest.WriteFile(t, file, changed)
+	r := a.run("wal", "push", file)
+	if r.code == 0 || !strings.Contains(r.stderr, "different content") {
+		t.Fatalf("push of different content: exit %d, %q; want a refusal", r.code, r.stderr)
+	}
+	out := filepath.Join(a.dir, "fetched")
+	a.ok("wal", "fetch", seg, out)
+	got, _ := os.ReadFile(out)
+	if string(got) != string(orig) {
+		t.Fatal("the archived segment changed after a refused push")
+	}
+}
