@@ -142,9 +142,10 @@ func TestArchiveGapIsNamed(t *testing.T) {
 	a := newArchiveEnv(t)
 	p := pgtest.Start(t, pgtest.Options{Name: "primary", Conf: a.conf()})
 	a.backupJSON(p, "full")
+	p.Exec(t, "CREATE TABLE g (x int)")
 	var segs []string
 	for range 3 {
-		p.Exec(t, "CREATE TABLE IF NOT EXISTS g AS SELECT 1 AS x")
+		p.Exec(t, "INSERT INTO g VALUES (1)")
 		segs = append(segs, switchAndWait(t, p))
 	}
 	a.ok("status")
@@ -217,5 +218,60 @@ func TestWalPushRefusesDifferentContent(t *testing.T) {
 	got, _ := os.ReadFile(out)
 	if string(got) != string(orig) {
 		t.Fatal("the archived segment changed after a refused push")
+	}
+}
+
+// TestTimelines promotes a restored copy, writes on the new timeline while
+// it archives to the same repository, and restores to a time on it.
+func TestTimelines(t *testing.T) {
+	a := newArchiveEnv(t)
+	p := pgtest.Start(t, pgtest.Options{Name: "primary", Conf: a.conf()})
+	p.Exec(t, "CREATE TABLE w (id int PRIMARY KEY)")
+	a.backupJSON(p, "full")
+	p.Exec(t, "INSERT INTO w SELECT generate_series(1, 50)")
+	switchAndWait(t, p)
+
+	dir1 := filepath.Join(a.dir, "copy")
+	a.ok("restore", "--pgdata", dir1, "--latest")
+	c := pgtest.StartDataDir(t, dir1, pgtest.Options{Name: "copy"}) // archives, as its primary did
+	pgtest.Eventually(t, 2*time.Minute, func() error {
+		if c.QueryInt(t, "SELECT CASE WHEN pg_is_in_recovery() THEN 1 ELSE 0 END") == 1 {
+			return fmt.Errorf("still in recovery")
+		}
+		return nil
+	})
+	if tli := c.QueryInt(t, "SELECT timeline_id FROM pg_control_checkpoint()"); tli < 2 {
+		c.Exec(t, "CHECKPOINT")
+	}
+	for i := 1001; i <= 1040; i++ {
+		c.Exec(t, "INSERT INTO w VALUES ($1)", i)
+	}
+	micros := func(i int) int64 {
+		return c.QueryInt(t, "SELECT (extract(epoch FROM pg_xact_commit_timestamp(xmin)) * 1000000)::bigint FROM w WHERE id = $1", i)
+	}
+	mid := (micros(1020) + micros(1021)) / 2
+	switchAndWait(t, c)
+
+	var st struct {
+		Archive struct {
+			Timelines []struct {
+				Timeline int `json:"timeline"`
+				Parent   int `json:"parent"`
+			}
+		}
+	}
+	json.Unmarshal([]byte(a.ok("status", "-o", "json")), &st)
+	if n := len(st.Archive.Timelines); n != 2 || st.Archive.Timelines[1].Timeline != 2 || st.Archive.Timelines[1].Parent != 1 {
+		t.Fatalf("status timelines %+v, want 1 and 2 (from 1)", st.Archive.Timelines)
+	}
+
+	dir2 := filepath.Join(a.dir, "pitr")
+	a.ok("restore", "--pgdata", dir2, "--target-time", time.UnixMicro(mid).UTC().Format(time.RFC3339Nano))
+	s := startRecovered(t, dir2)
+	if got := s.QueryInt(t, "SELECT count(*) FROM w WHERE id <= 50"); got != 50 {
+		t.Errorf("rows of timeline 1: %d, want 50", got)
+	}
+	if got := s.QueryInt(t, "SELECT count(*) FROM w WHERE id > 1000"); got != 20 {
+		t.Errorf("rows of timeline 2 before the target: %d, want 20", got)
 	}
 }
