@@ -56,6 +56,7 @@ type pushFlags struct {
 	spoolDir string
 	jobs     int
 	timeout  time.Duration
+	idle     time.Duration
 }
 
 func (a *app) newWalPushCmd() *cobra.Command {
@@ -90,6 +91,7 @@ directory; this command returns as soon as its file's outcome is there.`,
 	cmd.Flags().StringVar(&f.spoolDir, "spool-dir", "", "where --async keeps its outcome files (default: a directory under $TMPDIR named after pg_wal)")
 	cmd.Flags().IntVar(&f.jobs, "jobs", runtime.NumCPU(), "files the --async process pushes at once")
 	cmd.Flags().DurationVar(&f.timeout, "timeout", time.Minute, "how long --async waits for its file before failing (PostgreSQL retries)")
+	cmd.Flags().DurationVar(&f.idle, "async-idle-exit", defaultDaemonIdle, "the --async background process exits after this long without work")
 	return cmd
 }
 

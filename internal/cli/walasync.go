@@ -36,9 +36,9 @@ const (
 	spoolOK    = ".ok"
 	spoolError = ".error"
 	daemonLock = "push-daemon.lock"
-	// daemonIdle is how long the background process waits for new work
-	// before it exits.
-	daemonIdle = 30 * time.Second
+	// defaultDaemonIdle is how long the background process waits for new
+	// work before it exits.
+	defaultDaemonIdle = 30 * time.Second
 	// retryAfter is how long a failed file waits before it is pushed again.
 	retryAfter = time.Second
 )
@@ -134,7 +134,7 @@ func (a *app) spawnDaemon(f pushFlags, walDir string) error {
 	if err != nil {
 		return err
 	}
-	argv := []string{"wal", "push-daemon", "--pg-wal", walDir, "--spool-dir", f.spoolDir, "--jobs", fmt.Sprint(f.jobs), "--log-level", a.logLevel}
+	argv := []string{"wal", "push-daemon", "--pg-wal", walDir, "--spool-dir", f.spoolDir, "--jobs", fmt.Sprint(f.jobs), "--idle-exit", f.idle.String(), "--log-level", a.logLevel}
 	if a.planPath != "" {
 		argv = append(argv, "--plan", a.planPath)
 	}
@@ -184,6 +184,7 @@ func (a *app) newWalPushDaemonCmd() *cobra.Command {
 	cmd.Flags().StringVar(&walDir, "pg-wal", "", "the server's pg_wal directory")
 	cmd.Flags().StringVar(&f.spoolDir, "spool-dir", "", "outcome files")
 	cmd.Flags().IntVar(&f.jobs, "jobs", runtime.NumCPU(), "files pushed at once")
+	cmd.Flags().DurationVar(&f.idle, "idle-exit", defaultDaemonIdle, "exit after this long without work")
 	return cmd
 }
 
@@ -304,7 +305,7 @@ func (a *app) pushDaemon(ctx context.Context, ar *archive.Archive, walDir string
 		mu.Unlock()
 		if sent > 0 || busy {
 			idleSince = time.Now()
-		} else if time.Since(idleSince) > daemonIdle {
+		} else if time.Since(idleSince) > f.idle {
 			a.log.Info("background WAL pusher idle, exiting")
 			return nil
 		}
