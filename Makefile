@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin/bulwark
 
-.PHONY: build test test-short demo bench clean
+.PHONY: build test test-short demo bench bench-backup bench-wal clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/bulwark
@@ -21,8 +21,14 @@ test-short:
 demo:
 	bash scripts/demo.sh
 
-bench:
+# Every benchmark, side by side with its peer (pgBackRest, pg_basebackup).
+bench: bench-backup bench-wal
+
+bench-backup:
 	bash bench/run.sh
+
+bench-wal:
+	bash bench/wal.sh
 
 clean:
 	rm -rf bin

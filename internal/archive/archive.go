@@ -177,9 +177,25 @@ func (a *Archive) checkSegment(ctx context.Context, seg wal.SegmentName, data []
 	if want := seg.StartLSN(size); h.PageAddr != want {
 		return fmt.Errorf("%s: first page is for %s, not %s: the file is not this segment", seg, h.PageAddr, want)
 	}
-	info, err := a.Info(ctx)
+	return a.Identify(ctx, Info{SystemID: h.SystemID, SegmentSize: size})
+}
+
+// MismatchError refuses WAL of another cluster than the archive holds.
+type MismatchError struct{ Archive, Got Info }
+
+func (e *MismatchError) Error() string {
+	if e.Got.SystemID != e.Archive.SystemID {
+		return fmt.Sprintf("WAL of database system %d, but this repository archives system %d: use one repository per cluster", e.Got.SystemID, e.Archive.SystemID)
+	}
+	return fmt.Sprintf("WAL segments of %d bytes, but the archive holds %d-byte segments", e.Got.SegmentSize, e.Archive.SegmentSize)
+}
+
+// Identify records the cluster whose WAL the archive holds if it holds
+// none yet, and otherwise checks that info is that cluster (a
+// *MismatchError if not).
+func (a *Archive) Identify(ctx context.Context, info Info) error {
+	have, err := a.Info(ctx)
 	if errors.Is(err, ErrNotFound) {
-		info = Info{SystemID: h.SystemID, SegmentSize: size}
 		if err := a.r.SaveDoc(ctx, docKind, docInfo, info); err != nil {
 			return fmt.Errorf("record archive info: %w", err)
 		}
@@ -188,11 +204,8 @@ func (a *Archive) checkSegment(ctx context.Context, seg wal.SegmentName, data []
 	} else if err != nil {
 		return err
 	}
-	if info.SystemID != h.SystemID {
-		return fmt.Errorf("%s belongs to database system %d, but this repository archives system %d: use another repository per cluster", seg, h.SystemID, info.SystemID)
-	}
-	if info.SegmentSize != size {
-		return fmt.Errorf("%s: segment size %d, the archive holds %d-byte segments", seg, size, info.SegmentSize)
+	if have != info {
+		return &MismatchError{Archive: have, Got: info}
 	}
 	return nil
 }

@@ -9,8 +9,8 @@ import (
 
 	"github.com/bulwarkdb/bulwark/internal/archive"
 	"github.com/bulwarkdb/bulwark/internal/backup"
+	"github.com/bulwarkdb/bulwark/internal/receive"
 	"github.com/bulwarkdb/bulwark/internal/repo"
-	"github.com/bulwarkdb/bulwark/internal/wal"
 )
 
 // statusReport is what `bulwark status` prints.
@@ -30,7 +30,7 @@ type statusReport struct {
 }
 
 type receiverState struct {
-	receiverDoc
+	receive.State
 	LagBytes int64   `json:"lag_bytes"`
 	AgeS     float64 `json:"age_s"`
 }
@@ -95,12 +95,12 @@ func buildStatus(ctx context.Context, r *repo.Repo, now time.Time) (*statusRepor
 			rep.Problems = append(rep.Problems, fmt.Sprintf("timeline %d: history file missing", tl.TLI))
 		}
 	}
-	states, err := loadReceivers(ctx, r)
+	states, err := receive.LoadStates(ctx, r)
 	if err != nil {
 		return nil, err
 	}
 	for _, s := range states {
-		rs := receiverState{receiverDoc: s, AgeS: now.Sub(s.Updated).Seconds()}
+		rs := receiverState{State: s, AgeS: now.Sub(s.Updated).Seconds()}
 		if s.ServerLSN > s.FlushedLSN {
 			rs.LagBytes = int64(s.ServerLSN - s.FlushedLSN)
 		}
@@ -177,18 +177,3 @@ func (a *app) printStatus(rep *statusReport) {
 func fmtAge(s float64) string {
 	return (time.Duration(s * float64(time.Second))).Round(time.Second / 10).String()
 }
-
-// receiverDoc is the state a receiver publishes (temporary mirror of
-// receive.State until that package lands).
-type receiverDoc struct {
-	Slot        string    `json:"slot"`
-	Synchronous bool      `json:"synchronous"`
-	Connected   bool      `json:"connected"`
-	ServerLSN   wal.LSN   `json:"server_lsn"`
-	FlushedLSN  wal.LSN   `json:"flushed_lsn"`
-	Updated     time.Time `json:"updated"`
-	LastError   string    `json:"last_error,omitempty"`
-	Gaps        []string  `json:"gaps,omitempty"`
-}
-
-func loadReceivers(ctx context.Context, r *repo.Repo) ([]receiverDoc, error) { return nil, nil }
