@@ -356,12 +356,22 @@ func (a *Archive) PushPartial(ctx context.Context, seg wal.SegmentName, from uin
 	if len(data) == 0 {
 		return nil
 	}
-	key := fmt.Sprintf("%s%s%s%08x-%08x", segDir(seg), seg, streamDir, from, from+uint64(len(data)))
+	key := pieceKey(seg, from, from+uint64(len(data)))
 	h := header{Pushed: time.Now(), ID: a.r.Key().Hash(data)}
 	if err := a.r.PutObject(ctx, key, h.marshal(), data); err != nil {
 		return fmt.Errorf("push partial %s: %w", seg, err)
 	}
 	return nil
+}
+
+func pieceKey(seg wal.SegmentName, from, to uint64) string {
+	return fmt.Sprintf("%s%s%s%08x-%08x", segDir(seg), seg, streamDir, from, to)
+}
+
+// DeletePiece removes the piece [from, to) of seg, once a larger piece
+// written by PushPartial covers it.
+func (a *Archive) DeletePiece(ctx context.Context, seg wal.SegmentName, from, to uint64) error {
+	return a.r.Store().Delete(ctx, pieceKey(seg, from, to))
 }
 
 // DropPartial removes the partial pieces of seg, once it is archived whole.

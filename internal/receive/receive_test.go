@@ -287,8 +287,7 @@ func TestSynchronous(t *testing.T) {
 	if got := p.QueryString(t, "SELECT sync_state FROM pg_stat_replication WHERE application_name = $1", receive.DefaultApplicationName); got != "sync" {
 		t.Fatalf("sync_state: got %q, want sync", got)
 	}
-	// A full segment records the archive's identity, which Contents needs.
-	p.Exec(t, "SELECT pg_switch_wal()")
+	p.Exec(t, "SELECT pg_switch_wal()") // start the commits on a fresh segment
 	ar := archive.New(r)
 
 	conn := p.Conn(t)
@@ -297,7 +296,7 @@ func TestSynchronous(t *testing.T) {
 		t.Fatal(err)
 	}
 	segSize := uint64(0)
-	for i := range 10 {
+	for i := range 40 {
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		_, err := conn.Exec(cctx, "INSERT INTO s VALUES ($1)", i)
 		cancel()
@@ -318,7 +317,22 @@ func TestSynchronous(t *testing.T) {
 			t.Fatalf("commit %d returned at %s but the archive holds %+v", i, flushed, tl)
 		}
 		segSize = c.SegmentSize
-		checkPrefix(t, ar, segSize, p.DataDir, 1, flushed)
+		if i%10 == 9 {
+			checkPrefix(t, ar, segSize, p.DataDir, 1, flushed)
+		}
+	}
+	// One flush per commit, but merged pieces: a few objects, not 40.
+	pieces := 0
+	for key, err := range r.Store().List(ctx, "wal/") {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(key, ".stream/") {
+			pieces++
+		}
+	}
+	if pieces > 12 {
+		t.Errorf("%d partial pieces after 40 synchronous commits, want them merged (at most 12)", pieces)
 	}
 
 	// Without the receiver a commit waits; it returns once a new one has

@@ -34,7 +34,21 @@ type segmentWriter struct {
 	// dirtySince is when bytes beyond durable first arrived; zero when
 	// everything received is durable.
 	dirtySince time.Time
+	// pieces are those this writer stored for seg, oldest first.
+	pieces []piece
 }
+
+// piece is a stored range of the segment. Every mergeFanIn pieces of one
+// level are merged into one of the next level, so that a segment streamed
+// in thousands of small flushes (synchronous mode, one per commit) is held
+// in a few dozen objects, and each byte is rewritten only a logarithmic
+// number of times.
+type piece struct {
+	from, to uint64
+	level    int
+}
+
+const mergeFanIn = 4
 
 // newSegmentWriter returns a writer using buf if it is segSize bytes long.
 func newSegmentWriter(ar *archive.Archive, log *slog.Logger, segSize uint64, buf []byte) *segmentWriter {
@@ -47,7 +61,7 @@ func newSegmentWriter(ar *archive.Archive, log *slog.Logger, segSize uint64, buf
 // reset starts segment seg afresh, of which the archive already holds the
 // first durable bytes.
 func (w *segmentWriter) reset(seg wal.SegmentName, durable uint64) {
-	w.seg, w.have, w.durable, w.dirtySince = seg, 0, durable, time.Time{}
+	w.seg, w.have, w.durable, w.dirtySince, w.pieces = seg, 0, durable, time.Time{}, w.pieces[:0]
 }
 
 // received is the end of the WAL received.
@@ -97,7 +111,34 @@ func (w *segmentWriter) flush(ctx context.Context) error {
 	if err := w.ar.PushPartial(ctx, w.seg, w.durable, w.buf[w.durable:w.have]); err != nil {
 		return err
 	}
+	w.pieces = append(w.pieces, piece{from: w.durable, to: w.have})
 	w.durable, w.dirtySince = w.have, time.Time{}
+	return w.merge(ctx)
+}
+
+// merge replaces the last mergeFanIn pieces by one while they share a
+// level. The merged piece is durable before the old ones are deleted, so
+// the archive holds every byte at every moment.
+func (w *segmentWriter) merge(ctx context.Context) error {
+	for n := len(w.pieces); n >= mergeFanIn; n = len(w.pieces) {
+		last := w.pieces[n-mergeFanIn:]
+		level := last[0].level
+		for _, p := range last {
+			if p.level != level {
+				return nil
+			}
+		}
+		m := piece{from: last[0].from, to: last[len(last)-1].to, level: level + 1}
+		if err := w.ar.PushPartial(ctx, w.seg, m.from, w.buf[m.from:m.to]); err != nil {
+			return err
+		}
+		for _, p := range last {
+			if err := w.ar.DeletePiece(ctx, w.seg, p.from, p.to); err != nil {
+				w.log.Warn("could not delete a merged partial piece", "segment", w.seg, "err", err)
+			}
+		}
+		w.pieces = append(w.pieces[:n-mergeFanIn], m)
+	}
 	return nil
 }
 
