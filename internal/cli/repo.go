@@ -27,7 +27,7 @@ type repoFlags struct {
 
 func (f *repoFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.repo, "repo", "", "repository URL (file:///path) or name from the plan; env BULWARK_REPO")
-	cmd.Flags().StringVar(&f.passwordFile, "password-file", "", "file holding the repository passphrase; env BULWARK_REPO_PASSWORD_FILE or BULWARK_REPO_PASSWORD")
+	cmd.Flags().StringVar(&f.passwordFile, "password-file", "", "file holding the repository passphrase, or a key file (repo key add --new-key-file); env BULWARK_REPO_PASSWORD_FILE or BULWARK_REPO_PASSWORD")
 }
 
 // resolve applies flag > env > plan precedence.
@@ -116,7 +116,7 @@ func (a *app) openRepoWith(ctx context.Context, f repoFlags, opts repo.Options) 
 
 func (a *app) newRepoCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "repo", Short: "Create and check backup repositories"}
-	cmd.AddCommand(a.newRepoInitCmd(), a.newRepoVerifyCmd())
+	cmd.AddCommand(a.newRepoInitCmd(), a.newRepoVerifyCmd(), a.newRepoKeyCmd())
 	return cmd
 }
 

@@ -55,8 +55,9 @@ const masterKeySize = 64
 
 // Key is a repository's master key, unwrapped. It is safe for concurrent use.
 type Key struct {
-	aead cipher.AEAD
-	mac  []byte
+	aead     cipher.AEAD
+	mac      []byte
+	material []byte // kept to wrap it again (AddKey)
 }
 
 func newKey(material []byte) (*Key, error) {
@@ -67,7 +68,7 @@ func newKey(material []byte) (*Key, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Key{aead: aead, mac: append([]byte(nil), material[32:]...)}, nil
+	return &Key{aead: aead, mac: append([]byte(nil), material[32:]...), material: append([]byte(nil), material...)}, nil
 }
 
 func newAEAD(key []byte) (cipher.AEAD, error) {

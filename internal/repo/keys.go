@@ -3,12 +3,17 @@ package repo
 import (
 	"bytes"
 	"context"
+	"crypto/hkdf"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
 	"golang.org/x/crypto/scrypt"
@@ -17,6 +22,49 @@ import (
 // ErrWrongPassword is returned by Open when no key file of the repository
 // can be unwrapped with the passphrase.
 var ErrWrongPassword = errors.New("wrong repository passphrase: no key of this repository opens with it")
+
+// A repository opens with a passphrase or with a key file. A passphrase
+// may be guessable, so the key that wraps the master key is derived from
+// it by scrypt, which costs about 100 ms per open on purpose. A key file
+// holds 256 random bits and cannot be guessed: its wrapping key is derived
+// by HKDF-SHA256 in microseconds. That matters to archive_command, which
+// opens the repository once per WAL segment. A key file is text,
+// "bulwark-key:v1:" and the base64url of the bits, and stands wherever a
+// passphrase (file) does: Open recognises it by that prefix.
+const keyFilePrefix = "bulwark-key:v1:"
+
+// NewKeyFile returns the content of a new random key file.
+func NewKeyFile() []byte {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return []byte(keyFilePrefix + base64.RawURLEncoding.EncodeToString(b) + "\n")
+}
+
+// IsKeyFile reports whether secret is the content of a key file.
+func IsKeyFile(secret []byte) bool {
+	_, ok := keyFileBits(secret)
+	return ok
+}
+
+// keyFileBits returns the random bits of a key file's content, if secret is one.
+func keyFileBits(secret []byte) ([]byte, bool) {
+	rest, ok := bytes.CutPrefix(bytes.TrimSpace(secret), []byte(keyFilePrefix))
+	if !ok {
+		return nil, false
+	}
+	b, err := base64.RawURLEncoding.DecodeString(string(rest))
+	if err != nil || len(b) != 32 {
+		return nil, false
+	}
+	return b, true
+}
+
+const (
+	kdfScrypt = "scrypt"
+	kdfHKDF   = "hkdf-sha256"
+)
 
 // KDFParams are the scrypt parameters that turn a passphrase into the key
 // that wraps the master key. They are stored in each key file.
@@ -49,12 +97,31 @@ func (p KDFParams) derive(password, salt []byte) ([]byte, error) {
 	return k, nil
 }
 
+// deriveKEK derives the key-encryption key from a passphrase or a key file.
+func deriveKEK(kdf string, params KDFParams, secret, salt []byte) ([]byte, error) {
+	if kdf == kdfHKDF {
+		bits, ok := keyFileBits(secret)
+		if !ok {
+			return nil, ErrWrongPassword
+		}
+		return hkdf.Key(sha256.New, bits, salt, "bulwark key file v1", 32)
+	}
+	if _, ok := keyFileBits(secret); ok {
+		return nil, ErrWrongPassword // a key file never opens a passphrase's key
+	}
+	return params.derive(secret, salt)
+}
+
 func wrapKey(master, password []byte, params KDFParams) (keyFile, error) {
 	salt := make([]byte, 32)
 	if _, err := rand.Read(salt); err != nil {
 		return keyFile{}, err
 	}
-	kek, err := params.derive(password, salt)
+	kdf := kdfScrypt
+	if _, ok := keyFileBits(password); ok {
+		kdf, params = kdfHKDF, KDFParams{}
+	}
+	kek, err := deriveKEK(kdf, params, password, salt)
 	if err != nil {
 		return keyFile{}, err
 	}
@@ -66,7 +133,7 @@ func wrapKey(master, password []byte, params KDFParams) (keyFile, error) {
 	return keyFile{
 		Created: time.Now().UTC(),
 		Host:    host,
-		KDF:     "scrypt",
+		KDF:     kdf,
 		Params:  params,
 		Salt:    salt,
 		Data:    seal(aead, nil, master),
@@ -74,10 +141,10 @@ func wrapKey(master, password []byte, params KDFParams) (keyFile, error) {
 }
 
 func (kf keyFile) unwrap(password []byte) ([]byte, error) {
-	if kf.KDF != "scrypt" {
+	if kf.KDF != kdfScrypt && kf.KDF != kdfHKDF {
 		return nil, fmt.Errorf("key file: unknown kdf %q", kf.KDF)
 	}
-	kek, err := kf.Params.derive(password, kf.Salt)
+	kek, err := deriveKEK(kf.KDF, kf.Params, password, kf.Salt)
 	if err != nil {
 		return nil, err
 	}
@@ -149,4 +216,50 @@ func getAll(ctx context.Context, s Store, key string) ([]byte, error) {
 		return nil, fmt.Errorf("read %s: %w", key, err)
 	}
 	return b, nil
+}
+
+// AddKey wraps the master key with another passphrase or key file, so
+// that either opens the repository. Nothing is re-encrypted.
+func (r *Repo) AddKey(ctx context.Context, secret []byte) (string, error) {
+	if len(secret) == 0 {
+		return "", errors.New("add key: empty passphrase")
+	}
+	kf, err := wrapKey(r.key.material, secret, r.opts.KDF)
+	if err != nil {
+		return "", err
+	}
+	name := randomName()
+	if err := putJSON(ctx, r.store, "keys/"+name, kf); err != nil {
+		return "", fmt.Errorf("write key: %w", err)
+	}
+	return name, nil
+}
+
+// KeyInfo describes one wrapping of the master key (never the key).
+type KeyInfo struct {
+	ID      string    `json:"id"`
+	Kind    string    `json:"kind"` // passphrase or key-file
+	Created time.Time `json:"created"`
+	Host    string    `json:"host,omitempty"`
+}
+
+// Keys lists the repository's key files.
+func (r *Repo) Keys(ctx context.Context) ([]KeyInfo, error) {
+	var out []KeyInfo
+	for name, err := range r.store.List(ctx, "keys/") {
+		if err != nil {
+			return nil, fmt.Errorf("list keys: %w", err)
+		}
+		var kf keyFile
+		if err := getJSON(ctx, r.store, name, &kf); err != nil {
+			return nil, fmt.Errorf("read key %s: %w", name, err)
+		}
+		kind := "passphrase"
+		if kf.KDF == kdfHKDF {
+			kind = "key-file"
+		}
+		out = append(out, KeyInfo{ID: strings.TrimPrefix(name, "keys/"), Kind: kind, Created: kf.Created, Host: kf.Host})
+	}
+	slices.SortFunc(out, func(a, b KeyInfo) int { return a.Created.Compare(b.Created) })
+	return out, nil
 }
