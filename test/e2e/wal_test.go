@@ -22,6 +22,9 @@ type archiveEnv struct {
 	*env
 	dir    string
 	pwFile string
+	// keyFile opens the repository too: archive_command uses it, as the
+	// docs advise (no scrypt per segment).
+	keyFile string
 }
 
 func newArchiveEnv(t *testing.T) *archiveEnv {
@@ -30,14 +33,16 @@ func newArchiveEnv(t *testing.T) *archiveEnv {
 	pgtest.WriteFile(t, pw, []byte("correct horse\n"))
 	e := &env{t: t, repo: "file://" + filepath.Join(dir, "repo"), vars: []string{"BULWARK_REPO_PASSWORD_FILE=" + pw}, owner: true}
 	e.ok("repo", "init")
-	return &archiveEnv{env: e, dir: dir, pwFile: pw}
+	key := filepath.Join(dir, "archive.key")
+	e.ok("repo", "key", "add", "--new-key-file", key)
+	return &archiveEnv{env: e, dir: dir, pwFile: pw, keyFile: key}
 }
 
 // conf archives to the repository with bulwark wal push.
 func (a *archiveEnv) conf(extra ...string) map[string]string {
 	c := map[string]string{
 		"archive_mode":           "on",
-		"archive_command":        fmt.Sprintf("%s wal push --repo %s --password-file %s %%p", binary, a.repo, a.pwFile),
+		"archive_command":        fmt.Sprintf("%s wal push --repo %s --password-file %s %%p", binary, a.repo, a.keyFile),
 		"track_commit_timestamp": "on",
 	}
 	for i := 0; i+1 < len(extra); i += 2 {
@@ -361,7 +366,7 @@ func TestAsyncPush(t *testing.T) {
 	a := newArchiveEnv(t)
 	spool := filepath.Join(a.dir, "spool")
 	p := pgtest.Start(t, pgtest.Options{Name: "primary", Conf: a.conf("archive_command",
-		fmt.Sprintf("%s wal push --async --async-idle-exit 1s --spool-dir %s --repo %s --password-file %s %%p", binary, spool, a.repo, a.pwFile))})
+		fmt.Sprintf("%s wal push --async --async-idle-exit 1s --spool-dir %s --repo %s --password-file %s %%p", binary, spool, a.repo, a.keyFile))})
 	a.backupJSON(p, "full")
 	p.Exec(t, "CREATE TABLE w (id int)")
 	for i := range 4 {
