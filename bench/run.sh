@@ -84,21 +84,8 @@ cleanup() {
 		kill "$CUR_PID" 2>/dev/null
 		wait "$CUR_PID" 2>/dev/null
 	fi
-	if [[ -n $PGDATA && -f $PGDATA/postmaster.pid ]]; then
-		as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" -m fast -w -t 60 stop >/dev/null 2>&1 ||
-			as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" -m immediate -w stop >/dev/null 2>&1
-	fi
-	if [[ -n $WORK && -d $WORK ]]; then
-		if ((rc != 0)) && [[ -f $WORK/logs/server.log ]]; then
-			echo "--- last lines of the server log ---" >&2
-			tail -n 20 "$WORK/logs/server.log" >&2
-		fi
-		if [[ $KEEP == 1 ]]; then
-			echo "bench: kept $WORK" >&2
-		else
-			rm -rf "$WORK"
-		fi
-	fi
+	stop_pg "$PGDATA"
+	remove_workdir "$rc" "$KEEP" bench
 	exit "$rc"
 }
 trap cleanup EXIT
@@ -653,19 +640,7 @@ main() {
 
 	# ---- server
 	PGDATA=$WORK/pgdata
-	as_pg "$PG_BIN/initdb" -D "$PGDATA" --data-checksums -A trust -U postgres -E UTF8 --locale=C \
-		>"$WORK/logs/initdb.log" 2>&1 || die "initdb failed: $(tail -n 5 "$WORK/logs/initdb.log")"
-	PORT=$(free_port)
-	as_pg tee -a "$PGDATA/postgresql.conf" >/dev/null <<-EOF
-		port = $PORT
-		listen_addresses = '127.0.0.1'
-		unix_socket_directories = '$WORK/sock'
-		wal_level = replica
-		archive_mode = off
-		max_wal_senders = 10
-		max_wal_size = 4GB
-		autovacuum = off
-	EOF
+	init_cluster "$PGDATA" </dev/null
 	as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" -l "$WORK/logs/server.log" -w -t 120 start >/dev/null ||
 		die "PostgreSQL did not start"
 	DB="host=127.0.0.1 port=$PORT user=postgres dbname=postgres sslmode=disable"

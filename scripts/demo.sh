@@ -48,8 +48,7 @@ cleanup() {
 		done
 	fi
 	for dir in "${STARTED[@]}"; do
-		as_pg "$PG_BIN/pg_ctl" -D "$dir" -m fast -w -t 60 stop >/dev/null 2>&1 ||
-			as_pg "$PG_BIN/pg_ctl" -D "$dir" -m immediate -w stop >/dev/null 2>&1
+		stop_pg "$dir"
 	done
 	if [[ -n $WORK ]]; then
 		if [[ ${BULWARK_DEMO_KEEP:-} == 1 ]]; then
