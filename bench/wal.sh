@@ -17,7 +17,8 @@
 # and each archive mode then drains that same backlog on an idle server: the
 # archiving capacity, free of pgbench's competition.
 #
-# Prints a Markdown report and writes it to bench/out/wal-<date>.md.
+# Prints a Markdown report, writes it to bench/out/wal-<date>.md and copies it
+# to bench/RESULTS-wal.md (tracked: the latest results).
 # Everything it starts or creates is stopped and removed on exit. See
 # bench/README.md.
 #
@@ -933,7 +934,8 @@ main() {
 	echo
 	cat "$out"
 	echo
-	log "written to $out"
+	cp "$out" "$ROOT/bench/RESULTS-wal.md"
+	log "written to $out and bench/RESULTS-wal.md"
 	if [[ $KEEP == 1 ]]; then
 		log "logs in $WORK/logs"
 	fi
