@@ -295,6 +295,21 @@ func (a *Archive) get(ctx context.Context, key string) ([]byte, error) {
 	return data, nil
 }
 
+// FetchComplete is Fetch without the fallback to a streamed beginning: it
+// returns only files archived whole, which never change, and so may be
+// fetched ahead of time and kept.
+func (a *Archive) FetchComplete(ctx context.Context, name string) ([]byte, error) {
+	key, err := objectKey(name)
+	if err != nil {
+		return nil, err
+	}
+	data, err := a.get(ctx, key)
+	if errors.Is(err, repo.ErrNotFound) {
+		return nil, fmt.Errorf("%s: %w", name, ErrNotFound)
+	}
+	return data, err
+}
+
 // Has reports whether the file called name is archived (a partial segment
 // does not count).
 func (a *Archive) Has(ctx context.Context, name string) (bool, error) {

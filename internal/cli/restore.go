@@ -160,7 +160,7 @@ func (a *app) restoreCommand(f repoFlags) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	argv := []string{exe, "wal", "fetch", "--repo", pr.URL}
+	argv := []string{exe, "wal", "fetch", "--prefetch", "8", "--repo", pr.URL}
 	pwFile := f.passwordFile
 	if pwFile == "" {
 		pwFile = a.getenv("BULWARK_REPO_PASSWORD_FILE")

@@ -35,7 +35,7 @@ func (e *exitError) Unwrap() error { return e.err }
 
 func (a *app) newWalCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "wal", Short: "Archive and fetch write-ahead log (archive_command, restore_command, streaming)"}
-	cmd.AddCommand(a.newWalPushCmd(), a.newWalFetchCmd(), a.newWalPushDaemonCmd(), a.newWalReceiveCmd())
+	cmd.AddCommand(a.newWalPushCmd(), a.newWalFetchCmd(), a.newWalPushDaemonCmd(), a.newWalFetchDaemonCmd(), a.newWalReceiveCmd())
 	return cmd
 }
 
@@ -116,7 +116,7 @@ func (a *app) pushFile(ctx context.Context, ar *archive.Archive, path string) er
 }
 
 func (a *app) newWalFetchCmd() *cobra.Command {
-	var f repoFlags
+	var f fetchFlags
 	cmd := &cobra.Command{
 		Use:   "fetch WALFILE DEST",
 		Short: "Restore one WAL file from the archive (restore_command = 'bulwark wal fetch %f %p')",
@@ -126,10 +126,19 @@ directory, which PostgreSQL sets to the data directory).
 Exit codes: 0 restored; 1 the archive does not hold the file (recovery ends
 there, as PostgreSQL expects); 255 any other error (the repository cannot be
 read, the object is damaged, a bad option): PostgreSQL then aborts recovery
-instead of ending it early without the rest of the WAL.`,
+instead of ending it early without the rest of the WAL.
+
+With --prefetch N a background process keeps the repository open and fetches
+the N segments after the one asked for into pg_wal/bulwark-prefetch, so that
+recovery does not wait for one process and one key unlock per segment.`,
 		Args: args(cobra.ExactArgs(2)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
-			err := a.fetch(cmd.Context(), f, argv[0], argv[1])
+			var err error
+			if f.prefetch > 0 {
+				err = a.fetchAhead(cmd.Context(), f, argv[0], argv[1])
+			} else {
+				err = a.fetch(cmd.Context(), f.repo, argv[0], argv[1])
+			}
 			switch {
 			case err == nil:
 				return nil
@@ -141,7 +150,11 @@ instead of ending it early without the rest of the WAL.`,
 			return &exitError{exitFetchError, err}
 		},
 	}
-	f.register(cmd)
+	f.repo.register(cmd)
+	cmd.Flags().IntVar(&f.prefetch, "prefetch", 0, "segments a background process fetches ahead (0: none)")
+	cmd.Flags().StringVar(&f.spoolDir, "spool-dir", "", "where prefetched segments wait (default: pg_wal/"+defaultPrefetchDir+" beside DEST)")
+	cmd.Flags().IntVar(&f.jobs, "jobs", 2, "segments the background process fetches at once")
+	cmd.Flags().DurationVar(&f.idle, "prefetch-idle-exit", defaultDaemonIdle, "the background process exits after this long without a request")
 	return cmd
 }
 

@@ -13,7 +13,6 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -35,7 +34,7 @@ import (
 const (
 	spoolOK    = ".ok"
 	spoolError = ".error"
-	daemonLock = "push-daemon.lock"
+	pushLock   = "push-daemon.lock"
 	// defaultDaemonIdle is how long the background process waits for new
 	// work before it exits.
 	defaultDaemonIdle = 30 * time.Second
@@ -74,7 +73,7 @@ func (a *app) pushAsync(ctx context.Context, f pushFlags, path string) error {
 			}
 			return nil
 		}
-		if time.Since(lastSpawn) > time.Second && !daemonRunning(f.spoolDir) {
+		if time.Since(lastSpawn) > time.Second && !daemonRunning(f.spoolDir, pushLock) {
 			if err := a.spawnDaemon(f, walDir); err != nil {
 				return fmt.Errorf("wal push: start the background pusher: %w", err)
 			}
@@ -114,44 +113,96 @@ func takeOutcome(spool, path string) (bool, error) {
 	return true, errors.New(strings.TrimSpace(string(msg)))
 }
 
-func daemonRunning(spool string) bool {
-	fd, err := os.OpenFile(filepath.Join(spool, daemonLock), os.O_RDWR|os.O_CREATE, 0o600)
+// daemonRunning reports whether a background process holds the lock file
+// lockName of the spool directory.
+func daemonRunning(spool, lockName string) bool {
+	fd, ok, err := takeLock(spool, lockName)
 	if err != nil {
 		return false
 	}
-	defer fd.Close()
-	if err := syscall.Flock(int(fd.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		return true
+	if ok {
+		syscall.Flock(int(fd.Fd()), syscall.LOCK_UN)
 	}
-	syscall.Flock(int(fd.Fd()), syscall.LOCK_UN)
-	return false
+	fd.Close()
+	return !ok
 }
 
-// spawnDaemon starts `bulwark wal push-daemon` detached from this process,
-// with the same repository settings (flags, plan, environment).
-func (a *app) spawnDaemon(f pushFlags, walDir string) error {
+// takeLock tries to lock the file lockName of the spool directory; ok is
+// false when another process holds it. The caller closes the file.
+func takeLock(spool, lockName string) (fd *os.File, ok bool, err error) {
+	fd, err = os.OpenFile(filepath.Join(spool, lockName), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, false, err
+	}
+	if err := syscall.Flock(int(fd.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		return fd, false, nil
+	}
+	return fd, true, nil
+}
+
+// repoArgs repeats how this command named its repository, for a
+// background process (the passphrase itself stays in the environment or
+// its file).
+func (a *app) repoArgs(f repoFlags) []string {
+	var argv []string
+	if a.planPath != "" {
+		argv = append(argv, "--plan", a.planPath)
+	}
+	if f.repo != "" {
+		argv = append(argv, "--repo", f.repo)
+	}
+	if f.passwordFile != "" {
+		argv = append(argv, "--password-file", f.passwordFile)
+	}
+	return append(argv, "--log-level", a.logLevel)
+}
+
+// spawnBackground starts this binary with argv, detached from this
+// process (its own session), logging to our stderr: PostgreSQL's log, like
+// the archive or restore command's own.
+func spawnBackground(argv []string) error {
 	exe, err := os.Executable()
 	if err != nil {
 		return err
 	}
-	argv := []string{"wal", "push-daemon", "--pg-wal", walDir, "--spool-dir", f.spoolDir, "--jobs", fmt.Sprint(f.jobs), "--idle-exit", f.idle.String(), "--log-level", a.logLevel}
-	if a.planPath != "" {
-		argv = append(argv, "--plan", a.planPath)
-	}
-	if f.repo.repo != "" {
-		argv = append(argv, "--repo", f.repo.repo)
-	}
-	if f.repo.passwordFile != "" {
-		argv = append(argv, "--password-file", f.repo.passwordFile)
-	}
 	cmd := exec.Command(exe, argv...)
-	cmd.Stderr = os.Stderr // PostgreSQL's log, like archive_command's own
+	cmd.Stderr = os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
 		return err
 	}
-	go cmd.Wait() //nolint:errcheck // the daemon outlives us; its outcome is in the spool
+	go cmd.Wait() //nolint:errcheck // it outlives us; its outcome is in the spool
 	return cmd.Process.Release()
+}
+
+// daemon runs fn as the only background process holding lockName in the
+// spool directory, with the repository open; onOpenError, if set, hears
+// why the repository could not be opened. It returns nil at once when
+// another process holds the lock.
+func (a *app) daemon(ctx context.Context, spool, lockName string, rf repoFlags, onOpenError func(error), fn func(*archive.Archive) error) error {
+	lock, ok, err := takeLock(spool, lockName)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	if !ok {
+		return nil
+	}
+	ar, err := a.openArchive(ctx, rf)
+	if err != nil {
+		if onOpenError != nil {
+			onOpenError(err)
+		}
+		return err
+	}
+	return fn(ar)
+}
+
+// spawnDaemon starts `bulwark wal push-daemon` with the same repository
+// settings (flags, plan, environment).
+func (a *app) spawnDaemon(f pushFlags, walDir string) error {
+	argv := []string{"wal", "push-daemon", "--pg-wal", walDir, "--spool-dir", f.spoolDir, "--jobs", fmt.Sprint(f.jobs), "--idle-exit", f.idle.String()}
+	return spawnBackground(append(argv, a.repoArgs(f.repo)...))
 }
 
 func (a *app) newWalPushDaemonCmd() *cobra.Command {
@@ -163,21 +214,11 @@ func (a *app) newWalPushDaemonCmd() *cobra.Command {
 		Hidden: true,
 		Args:   args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			lock, err := os.OpenFile(filepath.Join(f.spoolDir, daemonLock), os.O_RDWR|os.O_CREATE, 0o600)
-			if err != nil {
-				return err
-			}
-			defer lock.Close()
-			if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-				return nil // another pusher is running
-			}
-			ar, err := a.openArchive(cmd.Context(), f.repo)
-			if err != nil {
-				// Every waiting push learns why.
-				writeOutcomes(walDir, f.spoolDir, err)
-				return err
-			}
-			return a.pushDaemon(cmd.Context(), ar, walDir, f)
+			// Every waiting push learns why the repository would not open.
+			onOpenError := func(err error) { writeOutcomes(walDir, f.spoolDir, err) }
+			return a.daemon(cmd.Context(), f.spoolDir, pushLock, f.repo, onOpenError, func(ar *archive.Archive) error {
+				return a.pushDaemon(cmd.Context(), ar, walDir, f)
+			})
 		},
 	}
 	f.repo.register(cmd)
@@ -227,52 +268,25 @@ func writeSpool(spool, name string, err error) error {
 	if err != nil {
 		final, body = filepath.Join(spool, name+spoolError), err.Error()+"\n"
 	}
-	tmp := final + ".tmp"
-	if err := os.WriteFile(tmp, []byte(body), 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, final)
+	return writeAtomic(final, []byte(body))
 }
 
 func (a *app) pushDaemon(ctx context.Context, ar *archive.Archive, walDir string, f pushFlags) error {
 	a.log.Info("background WAL pusher started", "pg_wal", walDir, "jobs", f.jobs, "repository", ar.Repo().Location())
-	var (
-		mu       sync.Mutex
-		inFlight = map[string]bool{}
-		failed   = map[string]time.Time{}
-		wg       sync.WaitGroup
-	)
-	work := make(chan string)
-	for range max(f.jobs, 1) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for name := range work {
-				err := a.pushFile(ctx, ar, filepath.Join(walDir, name))
-				if errors.Is(err, fs.ErrNotExist) {
-					err = nil // archived and recycled meanwhile by a foreground push of ours
-				}
-				if err != nil {
-					a.log.Error("push failed", "file", name, "err", err)
-				}
-				if werr := writeSpool(f.spoolDir, name, err); werr != nil {
-					a.log.Error("record outcome", "file", name, "err", werr)
-				}
-				mu.Lock()
-				delete(inFlight, name)
-				if err != nil {
-					failed[name] = time.Now()
-				} else {
-					delete(failed, name)
-				}
-				mu.Unlock()
-			}
-		}()
-	}
-	defer func() {
-		close(work)
-		wg.Wait()
-	}()
+	w := startWorkers(f.jobs, retryAfter, func(name string) error {
+		err := a.pushFile(ctx, ar, filepath.Join(walDir, name))
+		if errors.Is(err, fs.ErrNotExist) {
+			err = nil // archived and recycled meanwhile by a foreground push of ours
+		}
+		if err != nil {
+			a.log.Error("push failed", "file", name, "err", err)
+		}
+		if werr := writeSpool(f.spoolDir, name, err); werr != nil {
+			a.log.Error("record outcome", "file", name, "err", werr)
+		}
+		return err
+	})
+	defer w.stop()
 	idleSince := time.Now()
 	for {
 		names, err := readyFiles(walDir)
@@ -284,26 +298,11 @@ func (a *app) pushDaemon(ctx context.Context, ar *archive.Archive, walDir string
 			if _, err := os.Stat(filepath.Join(f.spoolDir, n+spoolOK)); err == nil {
 				continue // done, waiting for its foreground call
 			}
-			mu.Lock()
-			skip := inFlight[n] || time.Since(failed[n]) < retryAfter
-			if !skip {
-				inFlight[n] = true
-			}
-			mu.Unlock()
-			if skip {
-				continue
-			}
-			select {
-			case work <- n:
+			if w.submit(ctx, n) {
 				sent++
-			case <-ctx.Done():
-				return nil
 			}
 		}
-		mu.Lock()
-		busy := len(inFlight) > 0
-		mu.Unlock()
-		if sent > 0 || busy {
+		if sent > 0 || !w.idle() {
 			idleSince = time.Now()
 		} else if time.Since(idleSince) > f.idle {
 			a.log.Info("background WAL pusher idle, exiting")

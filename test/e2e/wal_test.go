@@ -65,6 +65,18 @@ func switchAndWait(t *testing.T, p *pgtest.Instance) string {
 	return seg
 }
 
+// restoreLatestSum restores --latest into a new directory, starts it and
+// checks that the rows of table w sum to want. It returns the directory.
+func (a *archiveEnv) restoreLatestSum(t *testing.T, want int64) string {
+	t.Helper()
+	dir := filepath.Join(a.dir, "restored")
+	a.ok("restore", "--pgdata", dir, "--latest")
+	if got := startRecovered(t, dir).QueryInt(t, "SELECT sum(id) FROM w"); got != want {
+		t.Fatalf("restored sum %d, want %d", got, want)
+	}
+	return dir
+}
+
 // startRecovered starts a restored data directory (not archiving) and
 // waits until recovery has ended.
 func startRecovered(t *testing.T, dir string) *pgtest.Instance {
@@ -378,9 +390,70 @@ func TestAsyncPush(t *testing.T) {
 		t.Errorf("archiver failures: %d", n)
 	}
 	a.ok("status")
-	dir := filepath.Join(a.dir, "restored")
-	a.ok("restore", "--pgdata", dir, "--latest")
-	if got := startRecovered(t, dir).QueryInt(t, "SELECT sum(id) FROM w"); got != want {
-		t.Fatalf("restored sum %d, want %d", got, want)
+	a.restoreLatestSum(t, want)
+}
+
+// TestArchiveOutageLosesNothing makes the repository unwritable for the
+// archiver: archive_command fails with a clear error, PostgreSQL keeps the
+// WAL and retries, and once the repository is back everything is archived
+// and restores.
+func TestArchiveOutageLosesNothing(t *testing.T) {
+	a := newArchiveEnv(t)
+	p := pgtest.Start(t, pgtest.Options{Name: "primary", Conf: a.conf()})
+	a.backupJSON(p, "full")
+	p.Exec(t, "CREATE TABLE w (id int)")
+	walDir := filepath.Join(strings.TrimPrefix(a.repo, "file://"), "wal")
+	chmodDirs := func(mode os.FileMode) {
+		t.Helper()
+		err := filepath.WalkDir(walDir, func(p string, d os.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				err = os.Chmod(p, mode)
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
+	chmodDirs(0o500) // the archiver (postgres) can no longer write
+	t.Cleanup(func() { chmodDirs(0o700) })
+	for i := range 3 {
+		p.Exec(t, "INSERT INTO w SELECT generate_series(1, 1000) + $1", i*1000)
+		p.Exec(t, "SELECT pg_switch_wal()")
+	}
+	pgtest.Eventually(t, time.Minute, func() error {
+		if p.QueryInt(t, "SELECT failed_count FROM pg_stat_archiver") == 0 {
+			return fmt.Errorf("archive_command has not failed yet")
+		}
+		return nil
+	})
+	chmodDirs(0o700)
+	switchAndWait(t, p)
+	want := p.QueryInt(t, "SELECT sum(id) FROM w")
+	a.ok("status")
+	a.restoreLatestSum(t, want)
+}
+
+// TestRestorePrefetch replays a dozen segments through restore_command with
+// the prefetching process, which cleans up once recovery is over.
+func TestRestorePrefetch(t *testing.T) {
+	a := newArchiveEnv(t)
+	p := pgtest.Start(t, pgtest.Options{Name: "primary", Conf: a.conf()})
+	a.backupJSON(p, "full")
+	p.Exec(t, "CREATE TABLE w (id int)")
+	for i := range 12 {
+		p.Exec(t, "INSERT INTO w SELECT generate_series(1, 100) + $1", i*100)
+		switchAndWait(t, p)
+	}
+	dir := a.restoreLatestSum(t, p.QueryInt(t, "SELECT sum(id) FROM w"))
+	conf, err := os.ReadFile(filepath.Join(dir, "postgresql.auto.conf"))
+	if err != nil || !strings.Contains(string(conf), "--prefetch") {
+		t.Fatalf("restore_command without --prefetch: %s %v", conf, err)
+	}
+	pgtest.Eventually(t, 30*time.Second, func() error {
+		if _, err := os.Stat(filepath.Join(dir, "pg_wal", "bulwark-prefetch")); err == nil {
+			return fmt.Errorf("the prefetch spool is still there after recovery")
+		}
+		return nil
+	})
 }
