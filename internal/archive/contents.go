@@ -302,3 +302,48 @@ func (c *Contents) Missing(fromTLI wal.TimelineID, from wal.LSN, toTLI wal.Timel
 	}
 	return missing, nil
 }
+
+// ExpireBefore removes the archived WAL of every segment numbered below
+// segNo, on every timeline: segments, streamed pieces, .partial and backup
+// history files. Timeline history files stay (they are tiny and every later
+// timeline needs its ancestors'). Recovery only moves forward from a
+// backup's start, so WAL before the oldest kept backup's start segment
+// serves no restore. With dryRun it only counts. It returns how many
+// objects (would) go.
+func (a *Archive) ExpireBefore(ctx context.Context, segNo uint64, dryRun bool) (int, error) {
+	info, err := a.Info(ctx)
+	if errors.Is(err, ErrNotFound) {
+		return 0, nil
+	} else if err != nil {
+		return 0, err
+	}
+	var doomed []string
+	for key, err := range a.r.Store().List(ctx, prefix) {
+		if err != nil {
+			return 0, fmt.Errorf("list archive: %w", err)
+		}
+		if strings.HasPrefix(key, historyDir) {
+			continue
+		}
+		parts := strings.Split(strings.TrimPrefix(key, prefix), "/")
+		if len(parts) < 2 || len(parts[1]) < 24 {
+			continue
+		}
+		seg, err := wal.ParseSegmentName(parts[1][:24])
+		if err != nil {
+			continue
+		}
+		if seg.SegNo(info.SegmentSize) < segNo {
+			doomed = append(doomed, key)
+		}
+	}
+	if dryRun {
+		return len(doomed), nil
+	}
+	for _, key := range doomed {
+		if err := a.r.Store().Delete(ctx, key); err != nil {
+			return 0, fmt.Errorf("expire %s: %w", key, err)
+		}
+	}
+	return len(doomed), nil
+}
