@@ -15,7 +15,7 @@ import (
 
 func (a *app) newRepoKeyCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "key", Short: "Manage the passphrases and key files that open a repository"}
-	cmd.AddCommand(a.newRepoKeyAddCmd(), a.newRepoKeyListCmd())
+	cmd.AddCommand(a.newRepoKeyAddCmd(), a.newRepoKeyListCmd(), a.newRepoKeyRemoveCmd())
 	return cmd
 }
 
@@ -109,6 +109,36 @@ func (a *app) newRepoKeyListCmd() *cobra.Command {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", k.ID[:8], k.Kind, k.Created.Local().Format(time.DateTime), k.Host)
 			}
 			return tw.Flush()
+		},
+	}
+	f.register(cmd)
+	return cmd
+}
+
+func (a *app) newRepoKeyRemoveCmd() *cobra.Command {
+	var f repoFlags
+	cmd := &cobra.Command{
+		Use:   "remove ID",
+		Short: "Stop a passphrase or key file from opening the repository (never the last key)",
+		Long: `Remove a key (an ID or its first 8 or more characters, from repo key list) so
+that its passphrase or key file no longer opens the repository. To rotate a
+passphrase: repo key add --new-password-file NEW, then repo key remove OLD-ID.
+Data is not re-encrypted: the master key does not change.`,
+		Args: args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, argv []string) error {
+			r, err := a.openRepo(cmd.Context(), f)
+			if err != nil {
+				return err
+			}
+			id, err := r.RemoveKey(cmd.Context(), argv[0])
+			if err != nil {
+				return err
+			}
+			if a.json() {
+				return a.printJSON(map[string]any{"removed": id})
+			}
+			fmt.Fprintf(a.stdout, "removed key %s\n", id[:8])
+			return nil
 		},
 	}
 	f.register(cmd)

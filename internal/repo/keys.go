@@ -263,3 +263,36 @@ func (r *Repo) Keys(ctx context.Context) ([]KeyInfo, error) {
 	slices.SortFunc(out, func(a, b KeyInfo) int { return a.Created.Compare(b.Created) })
 	return out, nil
 }
+
+// RemoveKey deletes key file id (a full ID or a unique prefix of at least
+// 8 characters) so that its passphrase or key file no longer opens the
+// repository. The last key is never removed. Data is not re-encrypted: the
+// master key stays the same, so anyone who copied it (or an old key file
+// together with its secret) keeps access; rotate the repository to revoke
+// that.
+func (r *Repo) RemoveKey(ctx context.Context, id string) (string, error) {
+	keys, err := r.Keys(ctx)
+	if err != nil {
+		return "", err
+	}
+	var match []string
+	for _, k := range keys {
+		if strings.HasPrefix(k.ID, id) {
+			match = append(match, k.ID)
+		}
+	}
+	switch {
+	case len(id) < 8:
+		return "", fmt.Errorf("key %q: give at least 8 characters of its ID (bulwark repo key list)", id)
+	case len(match) == 0:
+		return "", fmt.Errorf("no key %q in %s (bulwark repo key list)", id, r.Location())
+	case len(match) > 1:
+		return "", fmt.Errorf("key %q is ambiguous: %s", id, strings.Join(match, ", "))
+	case len(keys) == 1:
+		return "", errors.New("refusing to remove the repository's last key: add another first (bulwark repo key add)")
+	}
+	if err := r.store.Delete(ctx, "keys/"+match[0]); err != nil {
+		return "", fmt.Errorf("remove key: %w", err)
+	}
+	return match[0], nil
+}

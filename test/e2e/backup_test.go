@@ -207,3 +207,41 @@ func TestBackupWhilePgbenchWrites(t *testing.T) {
 		t.Fatalf("restored history has %d rows, fewer than the %d committed before the backup started", got, before)
 	}
 }
+
+// TestKeyRotation adds a passphrase, removes the old one: a restore works
+// with the new passphrase and fails with the old one.
+func TestKeyRotation(t *testing.T) {
+	p := pgtest.Start(t, pgtest.Options{Name: "primary"})
+	e := newEnv(t)
+	e.ok("repo", "init") // passphrase "correct horse"
+	e.ok("backup", "create", "--pgdata", p.DataDir, "--db", p.ConnString())
+	want := p.TableHashes(t)
+	newPw := filepath.Join(t.TempDir(), "new")
+	os.WriteFile(newPw, []byte("battery staple\n"), 0o600)
+	e.ok("repo", "key", "add", "--new-password-file", newPw)
+	var keys []struct {
+		ID   string `json:"id"`
+		Kind string `json:"kind"`
+	}
+	json.Unmarshal([]byte(e.ok("repo", "key", "list", "-o", "json")), &keys)
+	if len(keys) != 2 {
+		t.Fatalf("keys after add: %+v", keys)
+	}
+	old := keys[0].ID // the oldest: the passphrase of init
+	e.vars = []string{"BULWARK_REPO_PASSWORD_FILE=" + newPw}
+	e.ok("repo", "key", "remove", old[:8])
+	if r := e.run("repo", "key", "remove", keys[1].ID); r.code == 0 {
+		t.Fatal("the last key was removed")
+	}
+	target := filepath.Join(pgtest.Dir(t), "data")
+	e.vars = []string{"BULWARK_REPO_PASSWORD=correct horse"}
+	if r := e.run("restore", "--pgdata", target); r.code == 0 || !strings.Contains(r.stderr, "wrong repository passphrase") {
+		t.Fatalf("restore with the removed passphrase: exit %d %q", r.code, r.stderr)
+	}
+	e.vars = []string{"BULWARK_REPO_PASSWORD_FILE=" + newPw}
+	e.ok("restore", "--pgdata", target)
+	s := pgtest.StartDataDir(t, target, pgtest.Options{Name: "restored"})
+	if d := cmp.Diff(want, s.TableHashes(t)); d != "" {
+		t.Fatalf("restored data differs:\n%s", d)
+	}
+}
