@@ -16,6 +16,7 @@
 package archive
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -285,6 +286,21 @@ func (a *Archive) get(ctx context.Context, key string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return a.check(key, hb, data)
+}
+
+// VerifyObject checks the raw bytes of an archive object, as a copy
+// reads them: header, authentication, content hash. raw is not modified.
+func (a *Archive) VerifyObject(key string, raw []byte) error {
+	hb, data, err := a.r.OpenObject(key, bytes.Clone(raw), headerLen)
+	if err != nil {
+		return err
+	}
+	_, err = a.check(key, hb, data)
+	return err
+}
+
+func (a *Archive) check(key string, hb, data []byte) ([]byte, error) {
 	h, err := parseHeader(key, hb)
 	if err != nil {
 		return nil, err

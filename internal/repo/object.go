@@ -29,6 +29,12 @@ func (r *Repo) GetObject(ctx context.Context, key string, headerLen int) (header
 	if err != nil {
 		return nil, nil, err
 	}
+	return r.OpenObject(key, raw, headerLen)
+}
+
+// OpenObject decodes the bytes of an object written by PutObject (key
+// names it in errors). raw is decrypted in place.
+func (r *Repo) OpenObject(key string, raw []byte, headerLen int) (header, data []byte, err error) {
 	if len(raw) < headerLen {
 		return nil, nil, fmt.Errorf("%w: %s: %d bytes, shorter than its header", ErrCorrupt, key, len(raw))
 	}
