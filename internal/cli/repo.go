@@ -116,7 +116,7 @@ func (a *app) openRepoWith(ctx context.Context, f repoFlags, opts repo.Options) 
 
 func (a *app) newRepoCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "repo", Short: "Create and check backup repositories"}
-	cmd.AddCommand(a.newRepoInitCmd(), a.newRepoVerifyCmd(), a.newRepoKeyCmd())
+	cmd.AddCommand(a.newRepoInitCmd(), a.newRepoVerifyCmd(), a.newRepoKeyCmd(), a.newRepoSyncCmd())
 	return cmd
 }
 
