@@ -92,7 +92,7 @@ func (d *decoder) decode(data []byte) *Plan {
 	}
 	f, err := parse(tokens)
 	if err != nil {
-		d.syntaxError(err)
+		d.syntaxError(err, tokens)
 		return nil
 	}
 	body := d.document(f)
@@ -109,6 +109,9 @@ func (d *decoder) decode(data []byte) *Plan {
 		{"service", func(path string, v ast.Node) { d.service(path, v, &p.Service) }},
 		{"postgres", func(path string, v ast.Node) { d.postgres(path, v, &p.Postgres) }},
 		{"repositories", func(path string, v ast.Node) { d.repositories(path, v, &p.Repositories) }},
+		{"archiving", func(path string, v ast.Node) { d.archiving(path, v, &p.Archiving) }},
+		{"replication", func(path string, v ast.Node) { d.replication(path, v, &p.Replication) }},
+		{"schedules", func(path string, v ast.Node) { d.schedules(path, v, &p.Schedules) }},
 	})
 	if !d.ok[""] {
 		return nil // not a mapping: nothing to validate
@@ -169,13 +172,24 @@ func (d *decoder) checkNesting(tokens token.Tokens) bool {
 	return true
 }
 
-func (d *decoder) syntaxError(err error) {
+// syntaxError reports err, the parser's complaint about tokens.
+func (d *decoder) syntaxError(err error, tokens token.Tokens) {
 	var yerr interface {
 		GetToken() *token.Token
 		GetMessage() string
 	}
 	if errors.As(err, &yerr) {
-		d.report("", tokenPos(yerr.GetToken()), "invalid YAML: %s", yerr.GetMessage())
+		at, msg := tokenPos(yerr.GetToken()), yerr.GetMessage()
+		// An unquoted cron expression such as */5 * * * * reads as YAML
+		// aliases, and the parser's message does not say so.
+		alias := slices.IndexFunc(tokens, func(tk *token.Token) bool {
+			return tk.Type == token.AliasType && tokenPos(tk).line == at.line
+		})
+		if alias >= 0 {
+			at = tokenPos(tokens[alias])
+			msg += `; a value that starts with * must be quoted, as in cron: "*/5 * * * *"`
+		}
+		d.report("", at, "invalid YAML: %s", msg)
 		return
 	}
 	d.report("", position{}, "invalid YAML: %v", err)
@@ -316,6 +330,7 @@ func (d *decoder) service(path string, v ast.Node, s *Service) {
 		{"tier", func(path string, v ast.Node) { d.int(path, v, &s.Tier) }},
 		{"rto", func(path string, v ast.Node) { d.duration(path, v, &s.RTO) }},
 		{"rpo", func(path string, v ast.Node) { d.duration(path, v, &s.RPO) }},
+		{"region", func(path string, v ast.Node) { d.str(path, v, &s.Region) }},
 	})
 }
 
@@ -327,12 +342,15 @@ func (d *decoder) postgres(path string, v ast.Node, pg *Postgres) {
 	})
 }
 
-// repositories decodes the list at path. It appends one Repository per entry,
-// even a bad one, so that repositories[i] is the entry at path[i].
-func (d *decoder) repositories(path string, v ast.Node, rs *[]Repository) {
+// list decodes the list at path, handing each entry to entry, which must
+// keep one element per entry (even a bad one) so that element i is the
+// entry at path[i]. entry gets nil for an entry that is empty or could not
+// be entered (both reported: an empty one with empty, which says what an
+// entry needs).
+func (d *decoder) list(path string, v ast.Node, what, empty string, entry func(path string, v ast.Node)) {
 	seq, ok := v.(*ast.SequenceNode)
 	if !ok {
-		d.wrongType(path, v, "a list of repositories")
+		d.wrongType(path, v, "a list of "+what)
 		return
 	}
 	d.ok[path] = true
@@ -342,16 +360,61 @@ func (d *decoder) repositories(path string, v ast.Node, rs *[]Repository) {
 		if i < len(seq.Entries) && seq.Entries[i] != nil && tokenPos(seq.Entries[i].Start).line > 0 {
 			at = tokenPos(seq.Entries[i].Start)
 		}
+		e := d.enter(sub, at, e)
+		if _, reported := d.ok[sub]; e == nil && !reported {
+			d.bad(sub, "empty entry; "+empty)
+		}
+		entry(sub, e)
+	}
+}
+
+func (d *decoder) repositories(path string, v ast.Node, rs *[]Repository) {
+	d.list(path, v, "repositories", "a repository needs a name and a url", func(path string, v ast.Node) {
 		var r Repository
-		if e := d.enter(sub, at, e); e != nil {
-			d.mapping(sub, e, []field{
+		if v != nil {
+			d.mapping(path, v, []field{
 				{"name", func(path string, v ast.Node) { d.str(path, v, &r.Name) }},
 				{"url", func(path string, v ast.Node) { d.str(path, v, &r.URL) }},
 				{"password_file", func(path string, v ast.Node) { d.str(path, v, &r.PasswordFile) }},
+				{"region", func(path string, v ast.Node) { d.str(path, v, &r.Region) }},
+				{"offsite", func(path string, v ast.Node) {
+					var b bool
+					if d.boolean(path, v, &b); d.ok[path] {
+						r.Offsite = &b
+					}
+				}},
+				{"retention", func(path string, v ast.Node) { d.retention(path, v, &r.Retention) }},
 			})
-		} else if _, reported := d.ok[sub]; !reported {
-			d.bad(sub, "empty entry; a repository needs a name and a url")
 		}
 		*rs = append(*rs, r)
-	}
+	})
+}
+
+func (d *decoder) retention(path string, v ast.Node, r *Retention) {
+	d.mapping(path, v, []field{
+		{"full", func(path string, v ast.Node) { d.int(path, v, &r.Full) }},
+		{"diff", func(path string, v ast.Node) { d.int(path, v, &r.Diff) }},
+		{"within", func(path string, v ast.Node) { d.age(path, v, &r.Within) }},
+		{"daily", func(path string, v ast.Node) { d.int(path, v, &r.Daily) }},
+		{"weekly", func(path string, v ast.Node) { d.int(path, v, &r.Weekly) }},
+		{"monthly", func(path string, v ast.Node) { d.int(path, v, &r.Monthly) }},
+	})
+}
+
+func (d *decoder) archiving(path string, v ast.Node, a *Archiving) {
+	d.mapping(path, v, []field{
+		{"mode", func(path string, v ast.Node) {
+			enum(d, path, v, &a.Mode, ArchiveNone, ArchiveCommand, ArchiveReceiver, ArchiveSyncReceiver)
+		}},
+		{"archive_timeout", func(path string, v ast.Node) { d.duration(path, v, &a.Timeout) }},
+	})
+}
+
+func (d *decoder) replication(path string, v ast.Node, r *Replication) {
+	d.mapping(path, v, []field{
+		{"mode", func(path string, v ast.Node) {
+			enum(d, path, v, &r.Mode, ReplicationNone, ReplicationAsync, ReplicationSync, ReplicationQuorum)
+		}},
+		{"sync_count", func(path string, v ast.Node) { d.int(path, v, &r.SyncCount) }},
+	})
 }

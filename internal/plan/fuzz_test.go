@@ -49,9 +49,16 @@ func FuzzParse(f *testing.F) {
 			checkError(t, p, err)
 			return
 		}
-		if p.Version != Version || len(p.Repositories) == 0 || p.Service.RTO <= 0 || p.Postgres.BinDir == "" {
+		if p.Version != Version || len(p.Repositories) == 0 || p.Service.RTO <= 0 || p.Postgres.BinDir == "" ||
+			p.Archiving.Mode == "" || p.Replication.Mode == "" {
 			t.Fatalf("accepted a plan that breaks an invariant: %+v", p)
 		}
+		for _, s := range p.Schedules {
+			if _, err := p.Repository(s.Repository); err != nil || s.Repository == "" || s.Cron.MaxGap() <= 0 {
+				t.Fatalf("accepted a schedule that breaks an invariant: %+v (%v)", s, err)
+			}
+		}
+		p.Check(Facts{}) // must not panic on any plan Parse accepts
 		again, err := Parse("f.yaml", format(p))
 		if err != nil {
 			t.Fatalf("plan written back out does not parse:\n%s\n%v", format(p), err)
@@ -83,6 +90,8 @@ func FuzzRoundTrip(f *testing.F) {
 			Service:      Service{Name: name, Tier: tier, RTO: rtoD, RPO: rpoD},
 			Postgres:     Postgres{PGData: pgdata, DB: db, BinDir: DefaultBinDir},
 			Repositories: []Repository{{Name: repo, URL: url, PasswordFile: pwfile}},
+			Archiving:    Archiving{Mode: DefaultArchiveMode},
+			Replication:  Replication{Mode: DefaultReplicationMode},
 			Path:         "f.yaml",
 		}
 		out, err := Parse("f.yaml", format(in))
@@ -127,15 +136,76 @@ func format(p *Plan) []byte {
 	var b strings.Builder
 	fmt.Fprintf(&b, "version: %d\nservice:\n", p.Version)
 	fmt.Fprintf(&b, "  name: %s\n  tier: %d\n  rto: %s\n  rpo: %s\n", q(p.Service.Name), p.Service.Tier, q(p.Service.RTO.String()), q(p.Service.RPO.String()))
+	optional(&b, "  region", p.Service.Region)
 	fmt.Fprintf(&b, "postgres:\n  pgdata: %s\n  db: %s\n  bin_dir: %s\n", q(p.Postgres.PGData), q(p.Postgres.DB), q(p.Postgres.BinDir))
 	b.WriteString("repositories:\n")
 	for _, r := range p.Repositories {
 		fmt.Fprintf(&b, "  - name: %s\n    url: %s\n", q(r.Name), q(r.URL))
-		if r.PasswordFile != "" {
-			fmt.Fprintf(&b, "    password_file: %s\n", q(r.PasswordFile))
+		optional(&b, "    password_file", r.PasswordFile)
+		optional(&b, "    region", r.Region)
+		if r.Offsite != nil {
+			fmt.Fprintf(&b, "    offsite: %t\n", *r.Offsite)
+		}
+		if rt := r.Retention; rt != (Retention{}) {
+			b.WriteString("    retention:\n")
+			for _, f := range []struct {
+				key string
+				n   int
+			}{{"full", rt.Full}, {"diff", rt.Diff}, {"daily", rt.Daily}, {"weekly", rt.Weekly}, {"monthly", rt.Monthly}} {
+				if f.n != 0 {
+					fmt.Fprintf(&b, "      %s: %d\n", f.key, f.n)
+				}
+			}
+			if rt.Within != 0 {
+				fmt.Fprintf(&b, "      within: %s\n", q(rt.Within.String()))
+			}
 		}
 	}
+	fmt.Fprintf(&b, "archiving:\n  mode: %s\n", q(string(p.Archiving.Mode)))
+	if p.Archiving.Timeout != 0 {
+		fmt.Fprintf(&b, "  archive_timeout: %s\n", q(p.Archiving.Timeout.String()))
+	}
+	fmt.Fprintf(&b, "replication:\n  mode: %s\n", q(string(p.Replication.Mode)))
+	if p.Replication.SyncCount != 0 {
+		fmt.Fprintf(&b, "  sync_count: %d\n", p.Replication.SyncCount)
+	}
+	if len(p.Schedules) > 0 {
+		b.WriteString("schedules:\n")
+	}
+	for _, s := range p.Schedules {
+		fmt.Fprintf(&b, "  - name: %s\n    cron: %s\n    job: %s\n    repository: %s\n", q(s.Name), q(s.Cron.String()), q(string(s.Job)), q(s.Repository))
+		optional(&b, "    type", s.Type)
+		optional(&b, "    to", s.To)
+	}
 	return []byte(b.String())
+}
+
+// optional writes "key: value" unless value is empty.
+func optional(b *strings.Builder, key, value string) {
+	if value != "" {
+		fmt.Fprintf(b, "%s: %s\n", key, q(value))
+	}
+}
+
+// FuzzCron checks that ParseCron never panics, and that an expression it
+// accepts reads back the same from String and runs at least once a cycle.
+func FuzzCron(f *testing.F) {
+	for _, s := range []string{"@daily", "0 1 * * sun", "*/15 0-6 1,15 jan-jun mon-fri", "0 0 29 2 *", "0 0 31 2 *", "5/1 * * * *", "0-59/7 */5 * * 0-7"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		c, err := ParseCron(s)
+		if err != nil {
+			return
+		}
+		again, err := ParseCron(c.String())
+		if err != nil || !again.Equal(c) {
+			t.Fatalf("round trip of %q: got %v, %v", s, again, err)
+		}
+		if g := c.MaxGap(); g <= 0 || g > cronCycleDays*24*time.Hour {
+			t.Fatalf("MaxGap of %q = %v, want within (0, one cycle]", s, g)
+		}
+	})
 }
 
 // q quotes s as a YAML double-quoted scalar; Go's escapes are a subset of YAML's.

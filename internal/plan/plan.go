@@ -1,6 +1,10 @@
 // Package plan owns the DR plan file, bulwark.yaml: its schema, how it is
 // read, and the checks that reject a bad plan before anything acts on it.
 //
+// Check goes further: it takes a valid plan and says whether it can meet its
+// own targets (the 3-2-1 rule, the RPO, the RTO), from the plan and from
+// Facts measured elsewhere. It is pure: no I/O, no clock.
+//
 // A plan is strict. Unknown keys, wrong types, out-of-range values and
 // passwords are errors, and Parse reports every problem it finds, each with
 // its file, line, column and field path (see Error). The checks are about the
@@ -35,6 +39,9 @@ type Plan struct {
 	Service      Service
 	Postgres     Postgres
 	Repositories []Repository // at least one; names are unique
+	Archiving    Archiving    // how WAL reaches the repositories between backups
+	Replication  Replication  // how the primary replicates to its standbys
+	Schedules    []Schedule   // jobs run on a timetable; names are unique; may be empty
 	Path         string       // the file the plan came from, as given to Load or Parse
 }
 
@@ -44,6 +51,9 @@ type Service struct {
 	Tier int           // 0 (mission critical) to 4 (non-critical)
 	RTO  time.Duration // recovery time objective; > 0
 	RPO  time.Duration // recovery point objective; >= 0, where 0 means no data loss
+	// Region is where the primary runs, such as eu-west-1; "" if the plan
+	// does not say. A repository in another region is offsite.
+	Region string
 }
 
 // Postgres locates the local PostgreSQL instance.
@@ -62,6 +72,88 @@ type Repository struct {
 	Name         string // unique in the plan; "" for a URL that names no plan repository
 	URL          string // file:///absolute/path, or s3://bucket/prefix (not usable yet)
 	PasswordFile string // absolute path of the file holding the passphrase; "" if not set
+	Region       string // where the repository is, such as eu-central-1; "" if not said
+	// Offsite, when set, says whether the repository is offsite whatever
+	// Region says: true for another provider in the same region, false for
+	// another zone of the same site. nil lets Region decide: a repository
+	// is offsite when both it and the service have a region and they
+	// differ.
+	Offsite   *bool
+	Retention Retention // which backups expire keeps; the zero value sets no policy
+}
+
+// Retention says which backups of a repository to keep, with the meaning of
+// backup.Retention (cli copies it field by field): a backup is kept when any
+// rule keeps it, and the newest backup always is. Each field is 0 when the
+// plan does not set it; a zero Retention sets no policy, and expire then
+// refuses to run.
+type Retention struct {
+	// Full keeps the Full newest full backups and every backup taken since
+	// the oldest of them; >= 1 when set.
+	Full int
+	// Diff narrows what Full keeps to the Diff newest differential backups
+	// (an incremental goes with the backup it follows); >= 0, 0 keeps all,
+	// and only with Full.
+	Diff    int
+	Within  time.Duration // keep every backup that finished within this long; > 0 when set
+	Daily   int           // keep the newest backup of each of the last Daily days; >= 0
+	Weekly  int           // likewise for ISO weeks; >= 0
+	Monthly int           // likewise for months; >= 0
+}
+
+// expires says whether r sets a policy: without one, backups pile up.
+func (r Retention) expires() bool { return r != Retention{} }
+
+// ArchiveMode is how WAL is copied into the repositories between backups.
+type ArchiveMode string
+
+const (
+	ArchiveNone    ArchiveMode = "none"            // no WAL between backups: a restore reaches only a backup
+	ArchiveCommand ArchiveMode = "archive_command" // bulwark wal push, one whole segment at a time
+	// ArchiveReceiver streams WAL (bulwark wal receive), durable in the
+	// repository at least every ReceiverFlushInterval.
+	ArchiveReceiver ArchiveMode = "receiver"
+	// ArchiveSyncReceiver streams WAL as a synchronous standby (bulwark wal
+	// receive --synchronous): a commit returns only once its WAL is stored.
+	ArchiveSyncReceiver ArchiveMode = "sync_receiver"
+)
+
+// DefaultArchiveMode is Archiving.Mode when the plan names none.
+const DefaultArchiveMode = ArchiveNone
+
+// ReceiverFlushInterval is the longest received WAL waits before it is
+// durable in the repository with ArchiveReceiver: the default
+// --flush-interval of bulwark wal receive (receive.DefaultFlushInterval).
+const ReceiverFlushInterval = time.Second
+
+// Archiving says how WAL reaches the repositories.
+type Archiving struct {
+	Mode ArchiveMode // DefaultArchiveMode when the plan says none
+	// Timeout is the server's archive_timeout, the longest a partly filled
+	// segment waits before archive_command gets it; >= 1s, and only with
+	// ArchiveCommand. 0 when not set: on a quiet server a segment may then
+	// wait for ever.
+	Timeout time.Duration
+}
+
+// ReplicationMode is how the primary replicates to its standbys.
+type ReplicationMode string
+
+const (
+	ReplicationNone   ReplicationMode = "none"   // no standbys
+	ReplicationAsync  ReplicationMode = "async"  // a commit does not wait for standbys
+	ReplicationSync   ReplicationMode = "sync"   // a commit waits for one standby (FIRST 1)
+	ReplicationQuorum ReplicationMode = "quorum" // a commit waits for SyncCount standbys (ANY n)
+)
+
+// DefaultReplicationMode is Replication.Mode when the plan names none.
+const DefaultReplicationMode = ReplicationNone
+
+// Replication declares the standbys' replication. Bulwark does not set it
+// up yet; Check needs it to know whether an RPO of 0 can hold.
+type Replication struct {
+	Mode      ReplicationMode // DefaultReplicationMode when the plan says none
+	SyncCount int             // standbys that confirm each commit with ReplicationQuorum (>= 1); 0 otherwise
 }
 
 // Load reads the plan file at path and parses it with Parse. A file that
@@ -101,6 +193,12 @@ func Parse(file string, data []byte) (*Plan, error) {
 		if r.PasswordFile != "" {
 			p.Repositories[i].PasswordFile = filepath.Clean(r.PasswordFile)
 		}
+	}
+	p.Archiving.Mode = cmp.Or(p.Archiving.Mode, DefaultArchiveMode)
+	p.Replication.Mode = cmp.Or(p.Replication.Mode, DefaultReplicationMode)
+	for i := range p.Schedules {
+		s := &p.Schedules[i]
+		s.Repository = cmp.Or(s.Repository, p.Repositories[0].Name)
 	}
 	return p, nil
 }

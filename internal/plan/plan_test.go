@@ -2,6 +2,7 @@ package plan
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -31,17 +32,32 @@ func TestLoadExample(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
+	const day = 24 * time.Hour
 	want := &Plan{
 		Version: 1,
-		Service: Service{Name: "payments", Tier: 1, RTO: 5 * time.Minute, RPO: 30 * time.Second},
+		Service: Service{Name: "payments", Tier: 1, RTO: 5 * time.Minute, RPO: 30 * time.Second, Region: "eu-west-1"},
 		Postgres: Postgres{
 			PGData: "/var/lib/postgresql/15/main",
 			DB:     "host=/var/run/postgresql user=postgres dbname=postgres",
 			BinDir: "/usr/lib/postgresql/15/bin",
 		},
 		Repositories: []Repository{
-			{Name: "local", URL: "file:///var/lib/bulwark/repo", PasswordFile: "/etc/bulwark/local.pass"},
-			{Name: "offsite", URL: "file:///mnt/offsite/bulwark", PasswordFile: "/etc/bulwark/offsite.pass"},
+			{
+				Name: "local", URL: "file:///var/lib/bulwark/repo", PasswordFile: "/etc/bulwark/local.pass",
+				Region: "eu-west-1", Retention: Retention{Full: 2, Diff: 6},
+			},
+			{
+				Name: "offsite", URL: "file:///mnt/offsite/bulwark", PasswordFile: "/etc/bulwark/offsite.pass",
+				Offsite: ptr(true), Retention: Retention{Within: 14 * day, Daily: 7, Weekly: 4, Monthly: 12},
+			},
+		},
+		Archiving:   Archiving{Mode: ArchiveCommand, Timeout: 30 * time.Second},
+		Replication: Replication{Mode: ReplicationAsync},
+		Schedules: []Schedule{
+			{Name: "weekly-full", Cron: mustCron(t, "0 1 * * sun"), Job: JobBackup, Type: "full", Repository: "local"},
+			{Name: "nightly-diff", Cron: mustCron(t, "0 1 * * mon-sat"), Job: JobBackup, Type: "diff", Repository: "local"},
+			{Name: "to-offsite", Cron: mustCron(t, "30 2 * * *"), Job: JobSync, Repository: "local", To: "offsite"},
+			{Name: "expire", Cron: mustCron(t, "@daily"), Job: JobExpire, Repository: "local"},
 		},
 		Path: "testdata/bulwark.yaml",
 	}
@@ -97,6 +113,57 @@ func TestParseGood(t *testing.T) {
 			},
 		},
 		{"document markers", "---\n" + minimal + "...\n", func(p *Plan) {}},
+
+		// Regions, retention, archiving, replication and schedules.
+		{"service region", strings.Replace(minimal, "  rpo: 30s\n", "  rpo: 30s\n  region: eu-west-1\n", 1), func(p *Plan) { p.Service.Region = "eu-west-1" }},
+		{
+			"repository region, offsite and retention",
+			minimal + "    region: eu-central-1\n    offsite: false\n    retention:\n      full: 1\n      diff: 0\n      within: 720h\n      daily: 7\n      weekly: 4\n      monthly: 0\n",
+			func(p *Plan) {
+				r := &p.Repositories[0]
+				r.Region, r.Offsite = "eu-central-1", ptr(false)
+				r.Retention = Retention{Full: 1, Within: 720 * time.Hour, Daily: 7, Weekly: 4}
+			},
+		},
+		{"retention within days", minimal + "    retention: {within: 30d}\n", func(p *Plan) { p.Repositories[0].Retention.Within = 30 * 24 * time.Hour }},
+		{"retention within weeks", minimal + "    retention: {within: 4w}\n", func(p *Plan) { p.Repositories[0].Retention.Within = 28 * 24 * time.Hour }},
+		{"retention within a Go duration", minimal + "    retention: {within: 1h30m}\n", func(p *Plan) { p.Repositories[0].Retention.Within = 90 * time.Minute }},
+		{"empty sections get defaults", minimal + "archiving: {}\nreplication:\nschedules: []\n", func(p *Plan) {}},
+		{"sync receiver", minimal + "archiving:\n  mode: sync_receiver\n", func(p *Plan) { p.Archiving.Mode = ArchiveSyncReceiver }},
+		{
+			"archive_command with a timeout",
+			minimal + "archiving: {mode: archive_command, archive_timeout: 1m}\n",
+			func(p *Plan) { p.Archiving = Archiving{Mode: ArchiveCommand, Timeout: time.Minute} },
+		},
+		{"async replication", minimal + "replication: {mode: async}\n", func(p *Plan) { p.Replication.Mode = ReplicationAsync }},
+		{
+			"quorum replication",
+			minimal + "replication:\n  mode: quorum\n  sync_count: 2\n",
+			func(p *Plan) { p.Replication = Replication{Mode: ReplicationQuorum, SyncCount: 2} },
+		},
+		{
+			"schedules, with the first repository by default",
+			minimal + "  - name: offsite\n    url: s3://bucket/payments\n" + `schedules:
+  - name: nightly
+    cron: "@daily"
+    job: backup
+    type: incr
+  - name: copy
+    cron: 0 3 * * *
+    job: sync
+    repository: local
+    to: offsite
+  - {name: expire-offsite, cron: "*/15 0-6 1,15 jan-jun mon-fri", job: expire, repository: offsite}
+`,
+			func(p *Plan) {
+				p.Repositories = append(p.Repositories, Repository{Name: "offsite", URL: "s3://bucket/payments"})
+				p.Schedules = []Schedule{
+					{Name: "nightly", Cron: mustCron(t, "@daily"), Job: JobBackup, Type: "incr", Repository: "local"},
+					{Name: "copy", Cron: mustCron(t, "0 3 * * *"), Job: JobSync, Repository: "local", To: "offsite"},
+					{Name: "expire-offsite", Cron: mustCron(t, "*/15 0-6 1,15 jan-jun mon-fri"), Job: JobExpire, Repository: "offsite"},
+				}
+			},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -109,6 +176,8 @@ func TestParseGood(t *testing.T) {
 				Service:      Service{Name: "payments", Tier: 1, RTO: 5 * time.Minute, RPO: 30 * time.Second},
 				Postgres:     Postgres{PGData: "/var/lib/postgresql/15/main", BinDir: DefaultBinDir},
 				Repositories: []Repository{{Name: "local", URL: "file:///var/lib/bulwark/repo"}},
+				Archiving:    Archiving{Mode: ArchiveNone},
+				Replication:  Replication{Mode: ReplicationNone},
 				Path:         "t.yaml",
 			}
 			tt.want(want)
@@ -236,6 +305,102 @@ func TestParseProblems(t *testing.T) {
 		{"not a URL", edit("file:///var", "file://[::1"), []want{{11, 10, "repositories[0].url", "not a URL"}}},
 		{"relative password_file", minimal + "    password_file: local.pass\n", []want{{12, 20, "repositories[0].password_file", "absolute path"}}},
 
+		// Regions and retention.
+		{"bad service region", edit("  rpo: 30s", "  rpo: 30s\n  region: EU West"), []want{{7, 11, "service.region", "lowercase letters"}}},
+		{"number as region", edit("  rpo: 30s", "  rpo: 30s\n  region: 1"), []want{{7, 11, "service.region", "must be a string, not an integer"}}},
+		{"bad repository region", minimal + "    region: \"\"\n", []want{{12, 13, "repositories[0].region", "must not be empty"}}},
+		{"offsite not a boolean", minimal + "    offsite: yes\n", []want{{12, 14, "repositories[0].offsite", "must be true or false, not a string"}}},
+		{"retention not a mapping", minimal + "    retention: 7d\n", []want{{12, 16, "repositories[0].retention", "must be a mapping, not a string"}}},
+		{"bad retention values", minimal + "    retention:\n      full: 0\n      diff: -1\n      within: 30 days\n      daily: -2\n      weekly: x\n      monthly: 1.5\n      hourly: 3\n", []want{
+			{13, 13, "repositories[0].retention.full", "must be 1 or more"},
+			{14, 13, "repositories[0].retention.diff", "must not be negative, not -1"},
+			{15, 15, "repositories[0].retention.within", `invalid duration "30 days": want a number with a unit (d for days, w for weeks`},
+			{16, 14, "repositories[0].retention.daily", "must not be negative, not -2"},
+			{17, 15, "repositories[0].retention.weekly", "must be an integer, not a string"},
+			{18, 16, "repositories[0].retention.monthly", "must be an integer, not a number"},
+			{19, 7, "repositories[0].retention.hourly", "unknown field (known: full, diff, within, daily, weekly, monthly)"},
+		}},
+		{"diff without full", minimal + "    retention: {diff: 2, within: 30d}\n", []want{{12, 23, "repositories[0].retention.diff", "only narrows what full keeps: set full too"}}},
+		{"zero retention age", minimal + "    retention: {within: 0d}\n", []want{{12, 25, "repositories[0].retention.within", "must be more than 0"}}},
+		{"negative retention age", minimal + "    retention: {within: -24h}\n", []want{{12, 25, "repositories[0].retention.within", "must be more than 0"}}},
+		{"huge retention age", minimal + "    retention: {within: 99999999999999d}\n", []want{{12, 25, "repositories[0].retention.within", "invalid duration"}}},
+		{"retention age without a unit", minimal + "    retention: {within: 30}\n", []want{{12, 25, "repositories[0].retention.within", "needs a unit"}}},
+
+		// Archiving and replication.
+		{"archiving not a mapping", minimal + "archiving: receiver\n", []want{{12, 12, "archiving", "must be a mapping, not a string"}}},
+		{"unknown archiving mode", minimal + "archiving:\n  mode: wal-g\n", []want{
+			{13, 9, "archiving.mode", `must be one of none, archive_command, receiver, sync_receiver, not "wal-g"`},
+		}},
+		{"archiving mode typo", minimal + "archiving:\n  mode: reciever\n", []want{{13, 9, "archiving.mode", "(did you mean receiver?)"}}},
+		{"archive_timeout without archive_command", minimal + "archiving:\n  archive_timeout: 60s\n", []want{
+			{13, 20, "archiving.archive_timeout", "only archiving.mode archive_command uses archive_timeout, not none"},
+		}},
+		{"archive_timeout with a receiver", minimal + "archiving: {mode: receiver, archive_timeout: 60s}\n", []want{
+			{12, 46, "archiving.archive_timeout", "not receiver"},
+		}},
+		{"archive_timeout under a second", minimal + "archiving: {mode: archive_command, archive_timeout: 500ms}\n", []want{
+			{12, 53, "archiving.archive_timeout", "must be 1s or more"},
+		}},
+		{"archive_timeout with a bad mode", minimal + "archiving: {mode: command, archive_timeout: 1m}\n", []want{
+			{12, 19, "archiving.mode", "must be one of"},
+		}},
+		{"unknown replication mode", minimal + "replication:\n  mode: synchronous\n", []want{
+			{13, 9, "replication.mode", `must be one of none, async, sync, quorum, not "synchronous"`},
+		}},
+		{"quorum without sync_count", minimal + "replication:\n  mode: quorum\n", []want{{12, 1, "replication.sync_count", "required"}}},
+		{"quorum of zero", minimal + "replication: {mode: quorum, sync_count: 0}\n", []want{{12, 41, "replication.sync_count", "must be 1 or more"}}},
+		{"sync_count without quorum", minimal + "replication: {mode: sync, sync_count: 2}\n", []want{
+			{12, 39, "replication.sync_count", "only replication.mode quorum uses sync_count, not sync"},
+		}},
+
+		// Schedules.
+		{"schedules not a list", minimal + "schedules: {}\n", []want{{12, 12, "schedules", "must be a list of schedules, not a mapping"}}},
+		{"empty schedule", minimal + "schedules:\n  -\n", []want{{13, 3, "schedules[0]", "empty entry; a schedule needs a name, a cron and a job"}}},
+		{"schedule without name, cron and job", minimal + "schedules:\n  - type: full\n", []want{
+			{13, 3, "schedules[0].name", "required"},
+			{13, 3, "schedules[0].cron", "required"},
+			{13, 3, "schedules[0].job", "required"},
+		}},
+		{"bad schedule names", minimal + "schedules:\n" + sched("Nightly", "@daily", "expire") + sched("x", "@daily", "expire") + sched("x", "@daily", "expire"), []want{
+			{13, 11, "schedules[0].name", "lowercase letters"},
+			{19, 11, "schedules[2].name", "duplicate schedule name; schedules[1] has it too (line 16)"},
+		}},
+		{"bad cron", minimal + "schedules:\n" + sched("x", "61 * * * *", "expire"), []want{
+			{14, 11, "schedules[0].cron", `invalid cron expression "61 * * * *": minute field: 61 is out of range 0-59`},
+		}},
+		{"cron that never runs", minimal + "schedules:\n" + sched("x", "0 0 30 2 *", "expire"), []want{{14, 11, "schedules[0].cron", "never runs"}}},
+		{"unquoted cron starting with */", minimal + "schedules:\n  - name: x\n    cron: */5 * * * *\n    job: expire\n", []want{
+			{14, 11, "", `a value that starts with * must be quoted, as in cron: "*/5 * * * *"`},
+		}},
+		{"unquoted cron starting with *", minimal + "schedules:\n  - name: x\n    cron: * * * * *\n    job: expire\n", []want{
+			{14, 11, "", `a value that starts with * must be quoted`},
+		}},
+		{"unknown job", minimal + "schedules:\n" + sched("x", "@daily", "vacuum"), []want{{15, 10, "schedules[0].job", "must be one of backup, expire, sync"}}},
+		{"backup without type", minimal + "schedules:\n" + sched("x", "@daily", "backup"), []want{{13, 3, "schedules[0].type", "required"}}},
+		{"unknown backup type", minimal + "schedules:\n" + sched("x", "@daily", "backup") + "    type: incremental\n", []want{
+			{16, 11, "schedules[0].type", "must be one of full, incr, diff, logical"},
+		}},
+		{"type of an expire job", minimal + "schedules:\n" + sched("x", "@daily", "expire") + "    type: full\n", []want{
+			{16, 11, "schedules[0].type", "only a backup job has a type; this is a expire job"},
+		}},
+		{"target of a backup job", minimal + "schedules:\n" + sched("x", "@daily", "backup") + "    type: full\n    to: local\n", []want{
+			{17, 9, "schedules[0].to", "only a sync job has a target repository"},
+		}},
+		{"sync without target", minimal + "schedules:\n" + sched("x", "@daily", "sync"), []want{{13, 3, "schedules[0].to", "required"}}},
+		{"sync into its source", minimal + "schedules:\n" + sched("x", "@daily", "sync") + "    to: local\n", []want{
+			{16, 9, "schedules[0].to", "must differ from the repository the job copies from, local (the first repository, as repository is not set)"},
+		}},
+		{"unknown repository", minimal + "schedules:\n" + sched("x", "@daily", "expire") + "    repository: remote\n", []want{
+			{16, 17, "schedules[0].repository", `no repository named "remote" in the plan (it has local)`},
+		}},
+		{"repository typo", minimal + "schedules:\n" + sched("x", "@daily", "sync") + "    repository: locl\n    to: lcoal\n", []want{
+			{16, 17, "schedules[0].repository", "(did you mean local?)"},
+			{17, 9, "schedules[0].to", "(did you mean local?)"},
+		}},
+		{"repository given as a URL", minimal + "schedules:\n" + sched("x", "@daily", "expire") + "    repository: file:///var/lib/bulwark/repo\n", []want{
+			{16, 17, "schedules[0].repository", "no repository named"},
+		}},
+
 		// YAML.
 		{"anchor and alias", edit("  rpo: 30s", "  rpo: &d 30s\n  rto: *d"), []want{
 			{6, 8, "service.rpo", "anchors and aliases"},
@@ -309,6 +474,22 @@ func TestLoadBroken(t *testing.T) {
 			checkProblems(t, tt.file, err, tt.want)
 		})
 	}
+}
+
+// sched is a schedule entry for a plan's schedules list.
+func sched(name, cron, job string) string {
+	return fmt.Sprintf("  - name: %s\n    cron: %q\n    job: %s\n", name, cron, job)
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func mustCron(t *testing.T, s string) Cron {
+	t.Helper()
+	c, err := ParseCron(s)
+	if err != nil {
+		t.Fatalf("ParseCron(%q): %v", s, err)
+	}
+	return c
 }
 
 func checkProblems(t *testing.T, file string, err error, want []want) {
@@ -387,7 +568,7 @@ func TestRepository(t *testing.T) {
 	}
 }
 
-// TestExampleInDocs keeps the plan in docs/plan.md valid.
+// TestExampleInDocs keeps the plan in docs/plan.md valid and sound.
 func TestExampleInDocs(t *testing.T) {
 	doc, err := os.ReadFile("../../docs/plan.md")
 	if err != nil {
@@ -398,8 +579,14 @@ func TestExampleInDocs(t *testing.T) {
 	if !ok || !ok2 {
 		t.Fatal("docs/plan.md has no ```yaml block")
 	}
-	if _, err := Parse("docs/plan.md", []byte(example)); err != nil {
-		t.Errorf("the example in docs/plan.md is not a valid plan:\n%v", err)
+	p, err := Parse("docs/plan.md", []byte(example))
+	if err != nil {
+		t.Fatalf("the example in docs/plan.md is not a valid plan:\n%v", err)
+	}
+	// The docs say it passes plan check with only this warning.
+	fs := p.Check(Facts{})
+	if len(fs) != 1 || fs[0].Rule != "rto-untested" {
+		t.Errorf("plan check of the example in docs/plan.md: got %v, want only rto-untested", fs)
 	}
 }
 

@@ -3,6 +3,8 @@ package plan
 import (
 	"fmt"
 	"math"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -76,6 +78,85 @@ func (d *decoder) duration(path string, v ast.Node, dst *time.Duration) {
 		return
 	}
 	d.ok[path] = true
+}
+
+// age decodes a duration as duration does, and also a whole number of days
+// or weeks ("30d", "4w"): retention ages are counted in days.
+func (d *decoder) age(path string, v ast.Node, dst *time.Duration) {
+	sv, ok := v.(*ast.StringNode)
+	if !ok {
+		d.duration(path, v, dst)
+		return
+	}
+	x, ok := parseAge(sv.Value)
+	if !ok {
+		d.bad(path, fmt.Sprintf("invalid duration %s: want a number with a unit (d for days, w for weeks, or h, m, s), such as 30d, 4w or 720h", quote(sv.Value)))
+		return
+	}
+	*dst = x
+	d.ok[path] = true
+}
+
+// parseAge parses a Go duration or a whole number of days (30d) or weeks
+// (4w).
+func parseAge(s string) (time.Duration, bool) {
+	units := map[byte]time.Duration{'d': 24 * time.Hour, 'w': 7 * 24 * time.Hour}
+	if n := len(s); n > 1 && isDigits(s[:n-1]) && units[s[n-1]] > 0 {
+		unit := units[s[n-1]]
+		x, err := strconv.ParseInt(s[:n-1], 10, 64)
+		if err != nil || x > math.MaxInt64/int64(unit) {
+			return 0, false
+		}
+		return time.Duration(x) * unit, true
+	}
+	x, err := time.ParseDuration(s)
+	return x, err == nil
+}
+
+// boolean decodes true or false. Strings such as "yes" are refused.
+func (d *decoder) boolean(path string, v ast.Node, dst *bool) {
+	b, ok := v.(*ast.BoolNode)
+	if !ok {
+		d.wrongType(path, v, "true or false")
+		return
+	}
+	*dst = b.Value
+	d.ok[path] = true
+}
+
+// enum decodes a string that must be one of allowed.
+func enum[T ~string](d *decoder, path string, v ast.Node, dst *T, allowed ...T) {
+	var s string
+	if d.str(path, v, &s); !d.ok[path] {
+		return
+	}
+	if slices.Contains(allowed, T(s)) {
+		*dst = T(s)
+		return
+	}
+	names := make([]string, len(allowed))
+	for i, a := range allowed {
+		names[i] = string(a)
+	}
+	msg := fmt.Sprintf("must be one of %s, not %s", strings.Join(names, ", "), quote(s))
+	if c := closest(s, names); c != "" {
+		msg += " (did you mean " + c + "?)"
+	}
+	d.bad(path, msg)
+}
+
+// cron decodes a cron expression.
+func (d *decoder) cron(path string, v ast.Node, dst *Cron) {
+	var s string
+	if d.str(path, v, &s); !d.ok[path] {
+		return
+	}
+	c, err := ParseCron(s)
+	if err != nil {
+		d.bad(path, fmt.Sprintf("invalid cron expression %s: %v", quote(s), err))
+		return
+	}
+	*dst = c
 }
 
 func (d *decoder) wrongType(path string, v ast.Node, want string) {

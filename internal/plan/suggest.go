@@ -10,11 +10,21 @@ func suggest(name string, fields []field) string {
 	names := make([]string, len(fields))
 	for i, f := range fields {
 		names[i] = f.key
-		if distance(name, f.key) <= min(2, len(f.key)/3) {
-			return "did you mean " + f.key + "?"
-		}
+	}
+	if c := closest(name, names); c != "" {
+		return "did you mean " + c + "?"
 	}
 	return "known: " + strings.Join(names, ", ")
+}
+
+// closest is the first of known that name is likely a typo of, or "".
+func closest(name string, known []string) string {
+	for _, k := range known {
+		if distance(name, k) <= min(2, len(k)/3) {
+			return k
+		}
+	}
+	return ""
 }
 
 // distance is the edit distance between a and b in bytes, counting a swap of

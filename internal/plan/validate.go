@@ -1,11 +1,13 @@
 package plan
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net/url"
 	"path/filepath"
 	"strings"
+	"time"
 	"unicode"
 )
 
@@ -23,6 +25,9 @@ func (d *decoder) validate(p *Plan) {
 	if d.require("repositories") {
 		d.validateRepositories(p.Repositories)
 	}
+	d.validateArchiving(p.Archiving)
+	d.validateReplication(p.Replication)
+	d.validateSchedules(p.Schedules, p.Repositories)
 }
 
 // require reports path if it is absent or empty, and says whether its value
@@ -33,6 +38,19 @@ func (d *decoder) require(path string) bool {
 		d.report(path, d.whereKey(path), "required")
 	}
 	return ok
+}
+
+// failed says whether path was given a value that did not decode (and was
+// reported), so that checks depending on it can stay quiet.
+func (d *decoder) failed(path string) bool {
+	ok, given := d.ok[path]
+	return given && !ok
+}
+
+// given says whether path was given a value, good or bad.
+func (d *decoder) given(path string) bool {
+	_, given := d.ok[path]
+	return given
 }
 
 // check reports msg, if any, against path.
@@ -54,6 +72,9 @@ func (d *decoder) validateService(s Service) {
 	}
 	if d.require("service.rpo") && s.RPO < 0 {
 		d.report("service.rpo", d.where("service.rpo"), "must not be negative (0 means no data loss)")
+	}
+	if d.ok["service.region"] {
+		d.check("service.region", checkName(s.Region))
 	}
 }
 
@@ -93,6 +114,62 @@ func (d *decoder) validateRepositories(rs []Repository) {
 		}
 		if d.ok[path+".password_file"] {
 			d.check(path+".password_file", checkPath(r.PasswordFile))
+		}
+		if d.ok[path+".region"] {
+			d.check(path+".region", checkName(r.Region))
+		}
+		if d.ok[path+".retention"] {
+			d.validateRetention(path+".retention", r.Retention)
+		}
+	}
+}
+
+func (d *decoder) validateRetention(path string, r Retention) {
+	if d.ok[path+".full"] && r.Full < 1 {
+		d.report(path+".full", d.where(path+".full"), "must be 1 or more (leave it out to keep full backups by other rules)")
+	}
+	if d.ok[path+".diff"] && !d.given(path+".full") {
+		d.report(path+".diff", d.where(path+".diff"), "only narrows what full keeps: set full too (diff alone would keep nothing but the newest backup)")
+	}
+	if d.ok[path+".within"] && r.Within <= 0 {
+		d.report(path+".within", d.where(path+".within"), "must be more than 0 (leave it out to keep no backups by age)")
+	}
+	for _, f := range []struct {
+		key string
+		n   int
+	}{{"diff", r.Diff}, {"daily", r.Daily}, {"weekly", r.Weekly}, {"monthly", r.Monthly}} {
+		if sub := path + "." + f.key; d.ok[sub] && f.n < 0 {
+			d.report(sub, d.where(sub), "must not be negative, not %d", f.n)
+		}
+	}
+}
+
+func (d *decoder) validateArchiving(a Archiving) {
+	const path = "archiving.archive_timeout"
+	if !d.ok[path] {
+		return
+	}
+	switch {
+	case cmp.Or(a.Mode, DefaultArchiveMode) != ArchiveCommand:
+		if !d.failed("archiving.mode") {
+			d.report(path, d.where(path), "only archiving.mode archive_command uses archive_timeout, not %s (a receiver streams WAL as it is written)", cmp.Or(a.Mode, DefaultArchiveMode))
+		}
+	case a.Timeout < time.Second:
+		d.report(path, d.where(path), "must be 1s or more (PostgreSQL counts archive_timeout in seconds; leave it out to disable it)")
+	}
+}
+
+func (d *decoder) validateReplication(r Replication) {
+	const path = "replication.sync_count"
+	if r.Mode == ReplicationQuorum {
+		if d.require(path) && r.SyncCount < 1 {
+			d.report(path, d.where(path), "must be 1 or more: how many standbys confirm each commit")
+		}
+		return
+	}
+	if d.given(path) {
+		if !d.failed("replication.mode") {
+			d.report(path, d.where(path), "only replication.mode quorum uses sync_count, not %s", cmp.Or(r.Mode, DefaultReplicationMode))
 		}
 	}
 }
