@@ -22,6 +22,7 @@ func (a *app) newExpireCmd() *cobra.Command {
 would remove. With --apply it removes the backups out of policy, then the packs
 no kept backup uses, then the archived WAL older than the oldest kept backup.
 
+Without --keep-* flags the policy is the repository's retention in the plan.
 A backup is kept when any rule keeps it, and the newest backup is always kept.
 Every backup restores on its own, so removing a full never breaks the
 incrementals taken after it. Expire takes the repository's exclusive lock: it
@@ -34,6 +35,15 @@ does not run beside a backup, restore or verify (exit 3: retry later).`,
 					return usageError{err}
 				}
 				ret.Within = d
+			}
+			if ret.IsZero() && a.plan != nil {
+				// No rule on the command line: the plan's, for this repository.
+				pr, err := a.resolveRepo(f)
+				if err != nil {
+					return err
+				}
+				pt := pr.Retention
+				ret = backup.Retention{Full: pt.Full, Diff: pt.Diff, Within: pt.Within, Daily: pt.Daily, Weekly: pt.Weekly, Monthly: pt.Monthly}
 			}
 			if ret.IsZero() {
 				return usageError{backup.ErrNoPolicy}
