@@ -26,7 +26,7 @@ type repoFlags struct {
 }
 
 func (f *repoFlags) register(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&f.repo, "repo", "", "repository URL (file:///path) or name from the plan; env BULWARK_REPO")
+	cmd.Flags().StringVar(&f.repo, "repo", "", "repository URL (file:///path or s3://bucket/prefix) or name from the plan; env BULWARK_REPO")
 	cmd.Flags().StringVar(&f.passwordFile, "password-file", "", "file holding the repository passphrase, or a key file (repo key add --new-key-file); env BULWARK_REPO_PASSWORD_FILE or BULWARK_REPO_PASSWORD")
 }
 
@@ -70,25 +70,28 @@ func (a *app) password(f repoFlags, r plan.Repository) ([]byte, error) {
 	return []byte(pw), nil
 }
 
-// openStore turns a repository URL into a Store.
-func openStore(rawURL string) (repo.Store, error) {
+// openStore turns a repository URL into a Store: file:///abs/path, or
+// s3://bucket/prefix configured from the AWS environment (s3.go).
+func (a *app) openStore(ctx context.Context, rawURL string) (repo.Store, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return nil, usageError{fmt.Errorf("repository URL %q: %w", rawURL, err)}
+		return nil, usageError{fmt.Errorf("repository URL %q: %w", redactURL(rawURL), err)}
 	}
 	switch u.Scheme {
 	case "file":
 		if u.Host != "" && u.Host != "localhost" {
-			return nil, usageError{fmt.Errorf("repository URL %q: a file URL has no host: use file:///abs/path", rawURL)}
+			return nil, usageError{fmt.Errorf("repository URL %q: a file URL has no host: use file:///abs/path", u.Redacted())}
 		}
 		if !filepath.IsAbs(u.Path) {
-			return nil, usageError{fmt.Errorf("repository URL %q: path must be absolute", rawURL)}
+			return nil, usageError{fmt.Errorf("repository URL %q: path must be absolute", u.Redacted())}
 		}
 		return fsstore.New(u.Path), nil
+	case "s3":
+		return a.openS3Store(ctx, rawURL)
 	case "":
-		return nil, usageError{fmt.Errorf("repository %q is not a URL: use file:///abs/path", rawURL)}
+		return nil, usageError{fmt.Errorf("repository %q is not a URL: use file:///abs/path or s3://bucket/prefix", u.Redacted())}
 	}
-	return nil, usageError{fmt.Errorf("repository URL %q: scheme %q is not supported yet (file:// is)", rawURL, u.Scheme)}
+	return nil, usageError{fmt.Errorf("repository URL %q: scheme %q is not supported (file:// and s3:// are)", u.Redacted(), u.Scheme)}
 }
 
 // openRepo opens the repository named by flags, env or plan.
@@ -102,7 +105,7 @@ func (a *app) openRepoWith(ctx context.Context, f repoFlags, opts repo.Options) 
 	if err != nil {
 		return nil, err
 	}
-	s, err := openStore(pr.URL)
+	s, err := a.openStore(ctx, pr.URL)
 	if err != nil {
 		return nil, err
 	}
@@ -131,7 +134,7 @@ func (a *app) newRepoInitCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			s, err := openStore(pr.URL)
+			s, err := a.initStore(cmd.Context(), pr.URL)
 			if err != nil {
 				return err
 			}

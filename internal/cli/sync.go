@@ -42,7 +42,7 @@ resumes where it stopped when run again. Repositories are plan names or URLs.`,
 			if pr.URL == src.Location() {
 				return usageError{fmt.Errorf("--from and --to are the same repository (%s)", pr.URL)}
 			}
-			dst, err := openStore(pr.URL)
+			dst, err := a.initStore(ctx, pr.URL) // a sync to a new bucket creates it
 			if err != nil {
 				return err
 			}
