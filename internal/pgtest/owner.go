@@ -170,7 +170,12 @@ var staleName = regexp.MustCompile(`^(?:bulwark-pgtest-|pgt)(\d+)-`)
 
 // removeStale removes directories left by earlier test processes that died
 // without cleaning up (a -timeout panic, a SIGKILL).
-func removeStale() {
+func removeStale() { RemoveStaleDirs(staleName) }
+
+// RemoveStaleDirs removes the directories of os.TempDir whose names match
+// name, whose first submatch is the id of the process that made them, when
+// that process has exited: what a test binary killed by -timeout left.
+func RemoveStaleDirs(staleName *regexp.Regexp) {
 	entries, err := os.ReadDir(os.TempDir())
 	if err != nil {
 		return

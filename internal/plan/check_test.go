@@ -1,37 +1,21 @@
 package plan
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
 )
 
-// sound is a plan that meets its targets; cases below edit it.
-const sound = `version: 1
-service:
-  name: payments
-  tier: 1
-  rto: 5m
-  rpo: 30s
-  region: eu-west-1
-postgres:
-  pgdata: /var/lib/postgresql/15/main
-repositories:
-  - name: local
-    url: file:///var/lib/bulwark/repo
-    region: eu-west-1
-    retention: {full: 2}
-  - name: offsite
-    url: s3://bulwark-backups/payments
-    region: eu-central-1
-    retention: {within: 30d}
-archiving:
-  mode: receiver
-schedules:
-  - {name: full, cron: "0 1 * * 0", job: backup, type: full}
-  - {name: incr, cron: "0 1 * * 1-6", job: backup, type: incr}
-  - {name: copy, cron: "0 3 * * *", job: sync, to: offsite}
-`
+// sound is a plan that meets its targets (testdata/sound.yaml, which the
+// end-to-end tests read too); cases below edit it.
+var sound = func() string {
+	b, err := os.ReadFile("testdata/sound.yaml")
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}()
 
 // finding is an expected Finding: its severity, rule and field, and part of
 // its message.

@@ -30,6 +30,8 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"github.com/bulwarkdb/bulwark/internal/pgtest"
 )
 
 // Region is the region the server reports.
@@ -244,23 +246,7 @@ func binary() (string, error) {
 var staleName = regexp.MustCompile(`^bulwark-s3test-(\d+)-`)
 
 // removeStale removes the build directories of exited test binaries.
-func removeStale() {
-	entries, err := os.ReadDir(os.TempDir())
-	if err != nil {
-		return
-	}
-	for _, e := range entries {
-		m := staleName.FindStringSubmatch(e.Name())
-		if m == nil || !e.IsDir() {
-			continue
-		}
-		pid, err := strconv.Atoi(m[1])
-		if err != nil || pid == os.Getpid() || syscall.Kill(pid, 0) != syscall.ESRCH {
-			continue // ours, or its process may still be alive
-		}
-		_ = os.RemoveAll(filepath.Join(os.TempDir(), e.Name())) // best effort
-	}
-}
+func removeStale() { pgtest.RemoveStaleDirs(staleName) }
 
 // Main runs the tests of a package and then removes the s3server binary.
 // Call it from TestMain (or leave the removal to the next test binary):

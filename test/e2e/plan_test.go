@@ -10,31 +10,13 @@ import (
 
 // soundPlan meets its own targets: 3 copies, disk and object storage, one
 // offsite, a WAL receiver for its 30s RPO, and daily backups.
-const soundPlan = `version: 1
-service:
-  name: payments
-  tier: 1
-  rto: 5m
-  rpo: 30s
-  region: eu-west-1
-postgres:
-  pgdata: /var/lib/postgresql/15/main
-repositories:
-  - name: local
-    url: file:///var/lib/bulwark/repo
-    region: eu-west-1
-    retention: {full: 2}
-  - name: offsite
-    url: s3://bulwark-backups/payments
-    region: eu-central-1
-    retention: {within: 30d}
-archiving:
-  mode: receiver
-schedules:
-  - {name: full, cron: "0 1 * * 0", job: backup, type: full}
-  - {name: incr, cron: "0 1 * * 1-6", job: backup, type: incr}
-  - {name: copy, cron: "0 3 * * *", job: sync, to: offsite}
-`
+var soundPlan = func() string {
+	b, err := os.ReadFile("../../internal/plan/testdata/sound.yaml")
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}()
 
 func TestPlanCheck(t *testing.T) {
 	e := newEnv(t)
