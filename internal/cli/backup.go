@@ -56,6 +56,7 @@ func (a *app) newBackupCreateCmd() *cobra.Command {
 	var typ, walMode string
 	var jobs, level int
 	var archiveTimeout time.Duration
+	var also []string
 	cmd := &cobra.Command{
 		Use:   "create",
 		Short: "Take a full, incremental, differential or logical backup",
@@ -87,6 +88,11 @@ func (a *app) newBackupCreateCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if len(also) > 0 {
+				if r, err = a.teeCopies(cmd.Context(), r, also); err != nil {
+					return err
+				}
+			}
 			var info *backup.Info
 			if t == backup.Logical {
 				info, err = backup.CreateLogical(cmd.Context(), r, backup.LogicalOptions{DB: pf.db, BinDir: pf.binDir, Jobs: jobs, Logger: a.log})
@@ -114,6 +120,7 @@ func (a *app) newBackupCreateCmd() *cobra.Command {
 	cmd.Flags().StringVar(&typ, "type", "full", "full, incr, diff or logical")
 	cmd.Flags().IntVar(&jobs, "jobs", 0, "parallel compression jobs (default: number of CPUs)")
 	cmd.Flags().StringVar(&walMode, "wal", "auto", "where the backup's WAL lives: archive (the repository's WAL archive, waited for), copy (inside the backup), auto (archive when archive_command is bulwark wal push)")
+	cmd.Flags().StringSliceVar(&also, "also", nil, "also write the backup to this copy of the repository (plan name or URL; repeatable): the database is read once")
 	cmd.Flags().DurationVar(&archiveTimeout, "archive-timeout", backup.DefaultArchiveTimeout, "how long to wait for the backup's WAL to be archived")
 	cmd.Flags().IntVar(&level, "compress-level", 0, "zstd level (1-22) for whole blocks (default: zstd's fastest; deltas of index pages always get the strongest)")
 	return cmd

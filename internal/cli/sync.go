@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -68,4 +69,31 @@ resumes where it stopped when run again. Repositories are plan names or URLs.`,
 	cmd.Flags().StringVar(&to, "to", "", "repository to copy into (plan name or URL): empty, or a copy of --from")
 	cmd.Flags().IntVar(&jobs, "jobs", 4, "objects copied at once")
 	return cmd
+}
+
+// teeCopies brings each repository of also up to date as a copy of r (a
+// sync; an empty location becomes a copy) and returns a handle on r that
+// writes to all of them.
+func (a *app) teeCopies(ctx context.Context, r *repo.Repo, also []string) (*repo.Repo, error) {
+	var stores []repo.Store
+	for _, name := range also {
+		pr, err := a.resolveRepo(repoFlags{repo: name})
+		if err != nil {
+			return nil, err
+		}
+		dst, err := a.initStore(ctx, pr.URL)
+		if err != nil {
+			return nil, err
+		}
+		if dst.Location() == r.Location() {
+			return nil, usageError{fmt.Errorf("--also %s is the repository itself", name)}
+		}
+		st, err := repo.Sync(ctx, r, dst, repo.SyncOptions{Verify: map[string]func(string, []byte) error{"wal/": archive.New(r).VerifyObject}})
+		if err != nil {
+			return nil, fmt.Errorf("bring %s up to date before the backup: %w", dst.Location(), err)
+		}
+		a.log.Info("copy up to date", "copy", dst.Location(), "objects_copied", st.Copied)
+		stores = append(stores, dst)
+	}
+	return r.Tee(stores...)
 }

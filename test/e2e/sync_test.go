@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/bulwarkdb/bulwark/internal/pgtest"
 )
 
@@ -46,4 +48,35 @@ func TestSyncThenRestoreFromTheCopy(t *testing.T) {
 	a.ok("repo", "verify", "--read-data")
 	a.ok("status")
 	a.restoreLatestSum(t, want)
+}
+
+// TestBackupToTwoRepositories reads the database once and writes the
+// backup to a repository and to its copy; the copy restores on its own.
+func TestBackupToTwoRepositories(t *testing.T) {
+	p := pgtest.Start(t, pgtest.Options{Name: "primary"})
+	e := newEnv(t)
+	e.ok("repo", "init")
+	p.Exec(t, "CREATE TABLE t AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 20000) g")
+	copyURL := "file://" + filepath.Join(t.TempDir(), "copy")
+	e.ok("backup", "create", "--pgdata", p.DataDir, "--db", p.ConnString(), "--also", copyURL)
+	p.Exec(t, "UPDATE t SET v = 'changed' WHERE id % 7 = 0")
+	b := e.backupJSON(p, "incr") // into the first repository only
+	e.ok("backup", "create", "--type", "incr", "--pgdata", p.DataDir, "--db", p.ConnString(), "--also", copyURL)
+	want := p.TableHashes(t)
+
+	c := *e
+	c.repo = copyURL
+	var list []map[string]any
+	json.Unmarshal([]byte(c.ok("backup", "list", "-o", "json")), &list)
+	if len(list) != 3 || list[1]["id"] != b["id"] {
+		t.Fatalf("the copy holds %d backups, want all 3 (the one taken without --also synced before the next)", len(list))
+	}
+	c.ok("repo", "verify", "--read-data")
+	os.RemoveAll(strings.TrimPrefix(e.repo, "file://"))
+	target := filepath.Join(pgtest.Dir(t), "data")
+	c.ok("restore", "--pgdata", target)
+	s := pgtest.StartDataDir(t, target, pgtest.Options{Name: "restored"})
+	if d := cmp.Diff(want, s.TableHashes(t)); d != "" {
+		t.Fatalf("restored from the copy:\n%s", d)
+	}
 }
