@@ -121,16 +121,19 @@ func TestKillDuringBackup(t *testing.T) {
 	p := pgtest.Start(t, pgtest.Options{Name: "primary"})
 	e := newEnv(t)
 	p.Pgbench(t, "-i", "-q", "-s", "10")
-	p.Exec(t, `CREATE TABLE noise AS SELECT g, md5(random()::text) || md5(random()::text) AS v FROM generate_series(1, 1000000) g`)
+	// Random text compresses about 2:1: some 100 MiB, six or more packs, so
+	// that a kill after the first two lands well before the end.
+	p.Exec(t, `CREATE TABLE noise AS SELECT g, md5(random()::text) || md5(random()::text) || md5(random()::text) AS v FROM generate_series(1, 1500000) g`)
 	e.ok("repo", "init")
 	dataDir := filepath.Join(strings.TrimPrefix(e.repo, "file://"), "data")
-	for _, wait := range []int{1, 3} { // kill after the first pack, then after a few
+	for _, wait := range []int{1, 2} { // kill after this attempt's first pack, then after two
+		before := packs(dataDir) // left by the previous, killed attempt
 		cmd := e.command("backup", "create", "--pgdata", p.DataDir, "--db", p.ConnString(), "--jobs", "1")
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
 		pgtest.Eventually(t, time.Minute, func() error {
-			if packs(dataDir) < wait {
+			if packs(dataDir)-before < wait {
 				return os.ErrNotExist
 			}
 			return nil
