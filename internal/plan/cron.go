@@ -295,3 +295,31 @@ func (s minuteSet) runs() dayRuns {
 	}
 	return r
 }
+
+// Next returns the first time after t (to the minute, in t's location)
+// at which c runs. Every Cron that ParseCron returns runs some day, so
+// Next finds a time within a leap-year cycle.
+func (c Cron) Next(t time.Time) time.Time {
+	t = t.Truncate(time.Minute).Add(time.Minute)
+	day := time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, t.Location())
+	for i := 0; i < 4*366+1; i, day = i+1, day.AddDate(0, 0, 1) {
+		if !c.runsOnDay(int(day.Month()), day.Day(), int(day.Weekday())) {
+			continue
+		}
+		for h := 0; h < 24; h++ {
+			if c.hour&(1<<h) == 0 {
+				continue
+			}
+			for m := 0; m < 60; m++ {
+				if c.minute&(1<<m) == 0 {
+					continue
+				}
+				at := time.Date(day.Year(), day.Month(), day.Day(), h, m, 0, 0, t.Location())
+				if !at.Before(t) {
+					return at
+				}
+			}
+		}
+	}
+	return time.Time{} // unreachable for a parsed Cron
+}

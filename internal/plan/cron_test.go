@@ -137,3 +137,22 @@ func TestMaxGapOfSeveral(t *testing.T) {
 		})
 	}
 }
+
+func TestCronNext(t *testing.T) {
+	at := time.Date(2026, 11, 24, 10, 30, 20, 0, time.UTC) // a Tuesday
+	for expr, want := range map[string]string{
+		"*/15 * * * *": "2026-11-24 10:45",
+		"0 1 * * 0":    "2026-11-29 01:00",
+		"30 10 * * *":  "2026-11-25 10:30",
+		"@monthly":     "2026-12-01 00:00",
+		"0 0 29 2 *":   "2028-02-29 00:00",
+	} {
+		c, err := ParseCron(expr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.Next(at).Format("2006-01-02 15:04"); got != want {
+			t.Errorf("%s after %s: %s, want %s", expr, at, got, want)
+		}
+	}
+}
