@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin/bulwark
 
-.PHONY: build test test-short demo bench bench-backup bench-wal clean
+.PHONY: build test test-short demo bench bench-backup bench-wal bench-s3 clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/bulwark
@@ -22,13 +22,16 @@ demo:
 	bash scripts/demo.sh
 
 # Every benchmark, side by side with its peer (pgBackRest, pg_basebackup).
-bench: bench-backup bench-wal
+bench: bench-backup bench-wal bench-s3
 
 bench-backup:
 	bash bench/run.sh
 
 bench-wal:
 	bash bench/wal.sh
+
+bench-s3:
+	bash bench/s3.sh
 
 clean:
 	rm -rf bin

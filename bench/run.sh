@@ -28,6 +28,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=lib.sh
+. "$ROOT/bench/lib.sh"
 # shellcheck source=../scripts/lib.sh
 . "$ROOT/scripts/lib.sh"
 PG_BIN=${BULWARK_PG_BIN:-/usr/lib/postgresql/15/bin}
@@ -69,13 +71,6 @@ TOOLS=(bw bw3 pgbr pgbb fp tz)
 declare -A TOOL_NAME=([bw]=bulwark [bw3]="bulwark zstd:3" [pgbr]=pgBackRest [pgbb]="pgBackRest bundle+block"
 	[fp]="pg_basebackup -Fp" [tz]="pg_basebackup -Ft zstd:3")
 
-log() { printf '[%s] %s\n' "$(date +%T)" "$*"; }
-die() {
-	printf 'bench: %s\n' "$*" >&2
-	exit 1
-}
-
-as_pg() { runuser -u postgres -- "$@"; }
 
 cleanup() {
 	local rc=$?

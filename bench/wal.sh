@@ -42,6 +42,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=lib.sh
+. "$ROOT/bench/lib.sh"
 # shellcheck source=../scripts/lib.sh
 . "$ROOT/scripts/lib.sh"
 PG_BIN=${BULWARK_PG_BIN:-/usr/lib/postgresql/15/bin}
@@ -88,13 +90,6 @@ declare -A MODE_NAME=(
 # R["metric.mode.run"]: every measured figure. F["mode.run"]: why it failed.
 declare -A R=() F=()
 
-log() { printf '[%s] %s\n' "$(date +%T)" "$*"; }
-die() {
-	printf 'bench: %s\n' "$*" >&2
-	exit 1
-}
-
-as_pg() { runuser -u postgres -- "$@"; }
 
 sql() {
 	"$PG_BIN/psql" -X -q -A -t -F '|' -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" -U postgres -d postgres -c "$1"

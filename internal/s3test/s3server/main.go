@@ -9,6 +9,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -33,18 +34,23 @@ func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "listen address host:port")
 	access := flag.String("access", "", "root access key")
 	secret := flag.String("secret", "", "root secret key")
+	tlsCert := flag.String("tls-cert", "", "TLS certificate file (PEM): serve HTTPS (with -tls-key)")
+	tlsKey := flag.String("tls-key", "", "TLS private key file (PEM), with -tls-cert")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *dir, *addr, *access, *secret); err != nil {
+	if err := run(ctx, *dir, *addr, *access, *secret, *tlsCert, *tlsKey); err != nil {
 		fmt.Fprintln(os.Stderr, "s3server:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, dir, addr, access, secret string) error {
+func run(ctx context.Context, dir, addr, access, secret, tlsCert, tlsKey string) error {
 	if dir == "" || access == "" || secret == "" {
 		return errors.New("-dir, -access and -secret are required")
+	}
+	if (tlsCert == "") != (tlsKey == "") {
+		return errors.New("-tls-cert and -tls-key go together")
 	}
 	if err := checkXattr(dir); err != nil {
 		return err
@@ -67,9 +73,11 @@ func run(ctx context.Context, dir, addr, access, secret string) error {
 			MultipartMaxParts: 10000,
 			HealthPath:        healthPath,
 			Quiet:             true,
+			CertFile:          tlsCert,
+			KeyFile:           tlsKey,
 		})
 	}()
-	if err := waitHealthy(ctx, addr, done); err != nil {
+	if err := waitHealthy(ctx, addr, tlsCert != "", done); err != nil {
 		return err
 	}
 	fmt.Println("ready")
@@ -94,13 +102,19 @@ func checkXattr(dir string) error {
 	return nil
 }
 
-// waitHealthy polls the health endpoint until it answers 200, the gateway
-// stops, or 30 s pass.
-func waitHealthy(ctx context.Context, addr string, done <-chan error) error {
+// waitHealthy polls the health endpoint (over HTTPS when useTLS, without
+// verifying the certificate: it is our own) until it answers 200, the
+// gateway stops, or 30 s pass.
+func waitHealthy(ctx context.Context, addr string, useTLS bool, done <-chan error) error {
 	deadline := time.Now().Add(30 * time.Second)
 	client := &http.Client{Timeout: time.Second}
+	scheme := "http://"
+	if useTLS {
+		scheme = "https://"
+		client.Transport = &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}} //nolint:gosec // health probe of our own server
+	}
 	for wait := 5 * time.Millisecond; ; wait = min(2*wait, 200*time.Millisecond) {
-		resp, err := client.Get("http://" + addr + healthPath)
+		resp, err := client.Get(scheme + addr + healthPath)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
