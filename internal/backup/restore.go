@@ -42,6 +42,9 @@ type RestoreOptions struct {
 	// recovery settings are written, with RestoreCommand.
 	Target         Target
 	RestoreCommand string
+	// ReadAhead, when set, reads packs this many bytes at a time (for
+	// object stores, where each request costs milliseconds).
+	ReadAhead int64
 	// Archive is the repository's WAL archive: needed for a target, and
 	// for a backup whose WAL is in the archive (its segments are copied
 	// into pg_wal so that the restore starts on its own).
@@ -84,6 +87,10 @@ func Restore(ctx context.Context, r *repo.Repo, opts RestoreOptions) (*Info, err
 	fresh, err := prepareTarget(target, opts.Delta)
 	if err != nil {
 		return nil, err
+	}
+	if opts.ReadAhead > 0 {
+		r.SetReadAhead(opts.ReadAhead, 2*opts.Jobs+4)
+		defer r.SetReadAhead(0, 0)
 	}
 	rs := &restorer{r: r, key: r.Key(), target: target, delta: opts.Delta, asRoot: os.Geteuid() == 0, spcMap: opts.TablespaceMap, jobs: opts.Jobs, opts: opts, info: info}
 	err = rs.run(ctx, info, opts)

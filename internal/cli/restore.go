@@ -56,7 +56,7 @@ func (a *app) newRestoreCmd() *cobra.Command {
 				}
 				pr := a.progress()
 				info, err = backup.Restore(cmd.Context(), r, backup.RestoreOptions{Backup: id, PGData: pf.pgdata, Delta: delta, Jobs: jobs, Logger: a.log, Progress: pr, TablespaceMap: spcMap,
-					Target: target, RestoreCommand: restoreCommand, Archive: archive.New(r)})
+					Target: target, RestoreCommand: restoreCommand, Archive: archive.New(r), ReadAhead: readAheadFor(r.Location())})
 				a.endProgress(pr)
 			default:
 				return usageError{fmt.Errorf("--type %q: want physical or logical", typ)}
@@ -197,4 +197,14 @@ func shellQuote(s string) string {
 		return s
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// readAheadFor is the pack read-ahead of a restore from location: object
+// stores answer a 4 MiB request about as fast as a 100 KiB one; a local
+// disk reads each blob as cheaply on its own.
+func readAheadFor(location string) int64 {
+	if strings.HasPrefix(location, "s3://") {
+		return 4 << 20
+	}
+	return 0
 }

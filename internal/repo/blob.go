@@ -156,6 +156,19 @@ func (r *Repo) LoadBlob(ctx context.Context, id ID, buf []byte) ([]byte, error) 
 	if !ok {
 		return nil, &BlobError{ID: id, Err: fmt.Errorf("%w: not in the index", ErrCorrupt)}
 	}
+	if r.ra != nil {
+		sealed, ok, err := r.ra.read(ctx, r.store, l.Pack, int64(l.Offset), int64(l.Length))
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return nil, &BlobError{ID: id, Pack: l.Pack, Err: err}
+		}
+		if ok {
+			out, err := r.openBlob(id, l, sealed, buf)
+			if err != nil {
+				return nil, &BlobError{ID: id, Pack: l.Pack, Err: err}
+			}
+			return out, nil
+		}
+	}
 	rc, err := r.store.GetRange(ctx, packKey(l.Pack), int64(l.Offset), int64(l.Length))
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {

@@ -96,6 +96,8 @@ type Repo struct {
 	dec       *zstd.Decoder
 
 	added atomic.Int64 // sealed bytes stored since Open
+
+	ra *readAhead // nil: LoadBlob reads each blob on its own
 }
 
 // Init creates a new repository in an empty store, with a random master key
