@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -11,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/bulwarkdb/bulwark/internal/pgtest"
+	"github.com/bulwarkdb/bulwark/internal/repo"
+	"github.com/bulwarkdb/bulwark/internal/repo/fsstore"
 )
 
 // TestExpire takes full, diff and incr backups with WAL archiving, expires
@@ -102,4 +105,37 @@ func duBytes(t *testing.T, dir string) int64 {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// TestExpireWhileABackupRuns: with a writer holding the repository (a
+// backup running), expire --apply is refused (exit 3) and removes nothing.
+func TestExpireWhileABackupRuns(t *testing.T) {
+	ctx := context.Background()
+	p := pgtest.Start(t, pgtest.Options{Name: "primary"})
+	e := newEnv(t)
+	e.ok("repo", "init")
+	e.backupJSON(p, "full")
+	e.backupJSON(p, "full")
+	r, err := repo.Open(ctx, fsstore.New(strings.TrimPrefix(e.repo, "file://")), []byte("correct horse"), repo.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lock, err := r.Lock(ctx, "backup", true) // a backup, alive: this test process
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := e.run("expire", "--keep-full", "1", "--apply"); res.code != 3 || !strings.Contains(res.stderr, "locked") {
+		t.Fatalf("expire beside a backup: exit %d, %q; want exit 3", res.code, res.stderr)
+	}
+	var list []any
+	json.Unmarshal([]byte(e.ok("backup", "list", "-o", "json")), &list)
+	if len(list) != 2 {
+		t.Fatalf("expire beside a backup removed backups: %d left", len(list))
+	}
+	lock.Unlock(ctx)
+	e.ok("expire", "--keep-full", "1", "--apply")
+	json.Unmarshal([]byte(e.ok("backup", "list", "-o", "json")), &list)
+	if len(list) != 1 {
+		t.Fatalf("after the backup: %d backups, want 1", len(list))
+	}
 }
