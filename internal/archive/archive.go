@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"strconv"
 	"strings"
 	"time"
 
@@ -267,16 +268,11 @@ func (a *Archive) readHeader(ctx context.Context, key string) (header, error) {
 // complete record. A missing file wraps ErrNotFound; damaged content
 // wraps repo.ErrCorrupt.
 func (a *Archive) Fetch(ctx context.Context, name string) ([]byte, error) {
-	key, err := objectKey(name)
-	if err != nil {
-		return nil, err
-	}
-	data, err := a.get(ctx, key)
-	if errors.Is(err, repo.ErrNotFound) {
+	data, err := a.FetchComplete(ctx, name)
+	if errors.Is(err, ErrNotFound) {
 		if kind, seg, _ := Classify(name); kind == KindSegment {
 			return a.fetchPartial(ctx, seg)
 		}
-		return nil, fmt.Errorf("%s: %w", name, ErrNotFound)
 	}
 	return data, err
 }
@@ -357,11 +353,7 @@ func parsePieceName(name string) (from, to uint64, ok bool) {
 	return from, to, err1 == nil && err2 == nil && from < to
 }
 
-func parseHex(s string) (uint64, error) {
-	var v uint64
-	_, err := fmt.Sscanf(s, "%x", &v)
-	return v, err
-}
+func parseHex(s string) (uint64, error) { return strconv.ParseUint(s, 16, 32) }
 
 func (a *Archive) pieces(ctx context.Context, seg wal.SegmentName) ([]piece, error) {
 	dir := segDir(seg) + seg.String() + streamDir
@@ -419,7 +411,7 @@ func (a *Archive) DropPartial(ctx context.Context, seg wal.SegmentName) error {
 	return nil
 }
 
-// partialEnd returns how many bytes from the start of seg the pieces cover
+// partialRun returns how many bytes from the start of seg the pieces cover
 // without a hole, and the pieces that make up that run.
 func partialRun(ps []piece) (end uint64, run []piece) {
 	for _, p := range ps {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -80,7 +81,6 @@ type Streamed struct {
 type tlScan struct {
 	full    map[uint64]bool
 	streams map[uint64][]piece
-	last    map[uint64]string // segNo → key of the full segment
 }
 
 // Contents lists the archive. An empty archive has no timelines.
@@ -97,7 +97,7 @@ func (a *Archive) Contents(ctx context.Context) (*Contents, error) {
 	scan := func(tli wal.TimelineID) *tlScan {
 		s := scans[tli]
 		if s == nil {
-			s = &tlScan{full: map[uint64]bool{}, streams: map[uint64][]piece{}, last: map[uint64]string{}}
+			s = &tlScan{full: map[uint64]bool{}, streams: map[uint64][]piece{}}
 			scans[tli] = s
 		}
 		return s
@@ -110,8 +110,7 @@ func (a *Archive) Contents(ctx context.Context) (*Contents, error) {
 		rest := strings.TrimPrefix(key, prefix)
 		if name, ok := strings.CutPrefix(key, historyDir); ok {
 			if wal.IsHistoryFile(name) {
-				var tli uint32
-				fmt.Sscanf(name[:8], "%08X", &tli)
+				tli, _ := strconv.ParseUint(name[:8], 16, 32) // IsHistoryFile checked the digits
 				histories[wal.TimelineID(tli)] = true
 			}
 			continue
@@ -126,9 +125,12 @@ func (a *Archive) Contents(ctx context.Context) (*Contents, error) {
 			s := scan(seg.TLI)
 			n := seg.SegNo(info.SegmentSize)
 			s.full[n] = true
-			s.last[n] = key
-		case len(parts) == 3 && strings.HasSuffix(parts[1], strings.TrimSuffix(streamDir, "/")):
-			seg, err := wal.ParseSegmentName(strings.TrimSuffix(parts[1], strings.TrimSuffix(streamDir, "/")))
+		case len(parts) == 3:
+			base, ok := strings.CutSuffix(parts[1]+"/", streamDir)
+			if !ok {
+				continue
+			}
+			seg, err := wal.ParseSegmentName(base)
 			if err != nil {
 				continue
 			}
@@ -183,7 +185,8 @@ func (a *Archive) timeline(ctx context.Context, tli wal.TimelineID, s *tlScan, h
 			}
 		}
 		last := nos[len(nos)-1]
-		h, err := a.readHeader(ctx, s.last[last])
+		key, _ := objectKey(tl.Last)
+		h, err := a.readHeader(ctx, key)
 		if err != nil {
 			return tl, err
 		}

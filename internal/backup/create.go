@@ -17,7 +17,6 @@ import (
 	"github.com/bulwarkdb/bulwark/internal/archive"
 	"github.com/bulwarkdb/bulwark/internal/pg"
 	"github.com/bulwarkdb/bulwark/internal/repo"
-	"github.com/bulwarkdb/bulwark/internal/wal"
 )
 
 // CreateOptions configure a backup. The zero value of each optional field
@@ -95,6 +94,9 @@ func (o CreateOptions) withDefaults() CreateOptions {
 	if o.ArchiveTimeout <= 0 {
 		o.ArchiveTimeout = DefaultArchiveTimeout
 	}
+	if o.WAL == "" {
+		o.WAL = WALAuto
+	}
 	return o
 }
 
@@ -156,9 +158,6 @@ func Create(ctx context.Context, r *repo.Repo, opts CreateOptions) (*Info, error
 // it if so.
 func walArchive(ctx context.Context, conn *pgx.Conn, srv pg.Server, opts CreateOptions) (*archive.Archive, error) {
 	mode := opts.WAL
-	if mode == "" {
-		mode = WALAuto
-	}
 	if mode == WALCopy {
 		return nil, nil
 	}
@@ -390,21 +389,18 @@ func send(ctx context.Context, ch chan<- *fileJob, j *fileJob) error {
 // from start to stop, timeline history files, backup_label and
 // tablespace_map.
 func addExtras(ctx context.Context, rd *reader, mw *manifestWriter, pgdata string, info *Info, stop pg.BackupStop) error {
-	// The stop record ends at stop.LSN: it lies in the segment of stop.LSN-1,
-	// which is also the last segment pg_backup_stop waits for.
-	segs := wal.SegmentsBetween(info.Timeline, info.StartLSN, stop.LSN-1, info.SegSize)
+	segs := info.walSegments()
 	info.StartWAL, info.StopWAL = segs[0].String(), segs[len(segs)-1].String()
 	walDir := filepath.Join(pgdata, "pg_wal")
-	names := make([]string, 0, len(segs))
-	for _, s := range segs {
-		names = append(names, s.String())
-	}
-	hist, _ := filepath.Glob(filepath.Join(walDir, "*.history"))
-	for _, h := range hist {
-		names = append(names, filepath.Base(h))
-	}
-	if info.WALArchived {
-		names = nil // the archive holds them
+	var names []string
+	if !info.WALArchived { // else the archive holds them
+		for _, s := range segs {
+			names = append(names, s.String())
+		}
+		hist, _ := filepath.Glob(filepath.Join(walDir, "*.history"))
+		for _, h := range hist {
+			names = append(names, filepath.Base(h))
+		}
 	}
 	for _, n := range names {
 		abs := filepath.Join(walDir, n)
@@ -442,7 +438,7 @@ func addExtras(ctx context.Context, rd *reader, mw *manifestWriter, pgdata strin
 // needs, from its start to its stop: only then can it be restored, and
 // only then is it recorded.
 func waitArchived(ctx context.Context, ar *archive.Archive, info *Info, timeout time.Duration, log *slog.Logger) error {
-	segs := wal.SegmentsBetween(info.Timeline, info.StartLSN, info.StopLSN-1, info.SegSize)
+	segs := info.walSegments()
 	deadline := time.Now().Add(timeout)
 	logged := false
 	for _, s := range segs {

@@ -74,11 +74,9 @@ func Expire(ctx context.Context, r *repo.Repo, opts ExpireOptions) (*ExpireRepor
 		rep.Backups = append(rep.Backups, ExpiredBackup{ID: v.Info.ID, Type: v.Info.Type, StopTime: v.Info.StopTime, Keep: v.Keep, Reason: v.Reason})
 		if v.Keep {
 			kept = append(kept, v.Info)
-			rep.Kept++
-		} else {
-			rep.Removed++
 		}
 	}
+	rep.Kept, rep.Removed = len(kept), len(verdicts)-len(kept)
 	// What the kept backups use, read before anything is deleted.
 	used := map[repo.ID]struct{}{}
 	for _, b := range kept {

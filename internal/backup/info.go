@@ -160,3 +160,10 @@ func storedSize(ctx context.Context, r *repo.Repo, info *Info) (int64, error) {
 		}
 	}
 }
+
+// walSegments lists the WAL segments the backup needs, from its start to
+// its stop. The stop record ends at StopLSN: it lies in the segment of
+// StopLSN-1, which is also the last segment pg_backup_stop waits for.
+func (i *Info) walSegments() []wal.SegmentName {
+	return wal.SegmentsBetween(i.Timeline, i.StartLSN, i.StopLSN-1, i.SegSize)
+}

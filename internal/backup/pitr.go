@@ -212,7 +212,7 @@ func writeRecovery(dir string, t Target, restoreCommand string, now time.Time) e
 		key = strings.TrimSpace(key)
 		for _, k := range recoveryKeys {
 			if key == k {
-				line = "# " + line + ""
+				line = "# " + line
 				break
 			}
 		}
@@ -228,9 +228,7 @@ func writeRecovery(dir string, t Target, restoreCommand string, now time.Time) e
 	if err := writeOwned(dir, auto, []byte(b.String())); err != nil {
 		return err
 	}
-	for _, stale := range []string{"standby.signal"} {
-		os.Remove(filepath.Join(dir, stale))
-	}
+	os.Remove(filepath.Join(dir, "standby.signal"))
 	return writeOwned(dir, filepath.Join(dir, "recovery.signal"), nil)
 }
 

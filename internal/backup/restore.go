@@ -20,7 +20,6 @@ import (
 	"github.com/bulwarkdb/bulwark/internal/archive"
 	"github.com/bulwarkdb/bulwark/internal/pg"
 	"github.com/bulwarkdb/bulwark/internal/repo"
-	"github.com/bulwarkdb/bulwark/internal/wal"
 )
 
 // RestoreOptions configure a physical restore.
@@ -92,8 +91,8 @@ func Restore(ctx context.Context, r *repo.Repo, opts RestoreOptions) (*Info, err
 		r.SetReadAhead(opts.ReadAhead, 2*opts.Jobs+4)
 		defer r.SetReadAhead(0, 0)
 	}
-	rs := &restorer{r: r, key: r.Key(), target: target, delta: opts.Delta, asRoot: os.Geteuid() == 0, spcMap: opts.TablespaceMap, jobs: opts.Jobs, opts: opts, info: info}
-	err = rs.run(ctx, info, opts)
+	rs := &restorer{r: r, key: r.Key(), target: target, delta: opts.Delta, asRoot: os.Geteuid() == 0, spcMap: opts.TablespaceMap, opts: opts, info: info}
+	err = rs.run(ctx)
 	if err != nil {
 		if fresh {
 			cleanTarget(target)
@@ -155,11 +154,7 @@ func checkRestoreWAL(ctx context.Context, info *Info, opts RestoreOptions) error
 func (rs *restorer) recovery(ctx context.Context) error {
 	info := rs.info
 	if info.WALArchived {
-		start, err := wal.ParseSegmentName(info.StartWAL)
-		if err != nil {
-			return fmt.Errorf("backup %s: start segment: %w", info.ID, err)
-		}
-		for _, seg := range wal.SegmentsBetween(info.Timeline, start.StartLSN(info.SegSize), info.StopLSN-1, info.SegSize) {
+		for _, seg := range info.walSegments() {
 			data, err := rs.opts.Archive.Fetch(ctx, seg.String())
 			if err != nil {
 				return fmt.Errorf("WAL the backup needs: %w", err)
@@ -235,12 +230,12 @@ type restorer struct {
 	done   atomic.Int64
 	kept   map[string]bool // delta: paths the backup has
 	spcMap map[string]string
-	jobs   int
 	opts   RestoreOptions
 	info   *Info
 }
 
-func (rs *restorer) run(ctx context.Context, info *Info, opts RestoreOptions) error {
+func (rs *restorer) run(ctx context.Context) error {
+	info, opts := rs.info, rs.opts
 	stop := func() {}
 	if opts.Progress != nil {
 		stop = ticker(func() { opts.Progress(Progress{Phase: "restore", Done: rs.done.Load(), Total: info.Size}) }, func() {})

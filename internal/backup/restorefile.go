@@ -34,7 +34,7 @@ func (rs *restorer) file(ctx context.Context, e *Entry) error {
 	// does not leave the other cores idle.
 	n := 1
 	if len(e.Blocks) >= parallelBlocks {
-		n = rs.jobs
+		n = rs.opts.Jobs
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	for k := range n {

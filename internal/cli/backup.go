@@ -133,7 +133,7 @@ func (a *app) newBackupListCmd() *cobra.Command {
 		Short: "List the backups of a repository",
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			r, err := a.openRepo(cmd.Context(), rf)
+			r, err := a.openRepoWith(cmd.Context(), rf, repo.Options{SkipIndex: true}) // records and keys only
 			if err != nil {
 				return err
 			}
@@ -172,7 +172,7 @@ func (a *app) newBackupInfoCmd() *cobra.Command {
 		Short: "Show one backup",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
-			r, err := a.openRepo(cmd.Context(), rf)
+			r, err := a.openRepoWith(cmd.Context(), rf, repo.Options{SkipIndex: true}) // records and keys only
 			if err != nil {
 				return err
 			}

@@ -37,7 +37,7 @@ A key file opens the repository in microseconds, a passphrase in about 100 ms
 			if (newPassword == "") == (newKeyFile == "") {
 				return usageError{errors.New("give one of --new-password-file or --new-key-file")}
 			}
-			r, err := a.openRepo(cmd.Context(), f)
+			r, err := a.openRepoWith(cmd.Context(), f, repo.Options{SkipIndex: true}) // keys only
 			if err != nil {
 				return err
 			}
@@ -57,12 +57,8 @@ A key file opens the repository in microseconds, a passphrase in about 100 ms
 					return fmt.Errorf("%s is not a bulwark key file: remove it, or name a path that does not exist to create one", newKeyFile)
 				}
 			} else {
-				b, err := os.ReadFile(newPassword)
-				if err != nil {
+				if secret, err = readPassphrase(newPassword); err != nil {
 					return err
-				}
-				if secret = []byte(trimNL(string(b))); len(secret) == 0 {
-					return fmt.Errorf("passphrase file %s is empty", newPassword)
 				}
 			}
 			id, err := r.AddKey(cmd.Context(), secret)
@@ -92,7 +88,7 @@ func (a *app) newRepoKeyListCmd() *cobra.Command {
 		Short: "List the passphrases and key files that open the repository (never the secrets)",
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			r, err := a.openRepo(cmd.Context(), f)
+			r, err := a.openRepoWith(cmd.Context(), f, repo.Options{SkipIndex: true}) // keys only
 			if err != nil {
 				return err
 			}
@@ -126,7 +122,7 @@ passphrase: repo key add --new-password-file NEW, then repo key remove OLD-ID.
 Data is not re-encrypted: the master key does not change.`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
-			r, err := a.openRepo(cmd.Context(), f)
+			r, err := a.openRepoWith(cmd.Context(), f, repo.Options{SkipIndex: true}) // keys only
 			if err != nil {
 				return err
 			}

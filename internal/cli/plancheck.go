@@ -105,18 +105,10 @@ func (a *app) printFindings(p *plan.Plan, findings []plan.Finding) error {
 		if errs > 0 {
 			verdict = "cannot meet its targets"
 		}
-		fmt.Fprintf(a.stdout, "%s: %s (%s, %s)\n", p.Path, verdict, countOf(errs, "error", "errors"), countOf(warnings, "warning", "warnings"))
+		fmt.Fprintf(a.stdout, "%s: %s (%s, %s)\n", p.Path, verdict, plan.Plural(errs, "error", "errors"), plan.Plural(warnings, "warning", "warnings"))
 	}
 	if errs > 0 {
 		return usageError{fmt.Errorf("%s: %w", p.Path, errPlanFallsShort)}
 	}
 	return nil
-}
-
-// countOf is "1 error" or "2 errors".
-func countOf(n int, one, many string) string {
-	if n == 1 {
-		return "1 " + one
-	}
-	return fmt.Sprintf("%d %s", n, many)
 }

@@ -46,19 +46,34 @@ func (a *app) resolveRepo(f repoFlags) (plan.Repository, error) {
 }
 
 func (a *app) password(f repoFlags, r plan.Repository) ([]byte, error) {
-	file := f.passwordFile
-	if file == "" {
-		file = a.getenv("BULWARK_REPO_PASSWORD_FILE")
-	}
+	file := a.passwordFile(f, r)
 	if file == "" {
 		if pw := a.getenv("BULWARK_REPO_PASSWORD"); pw != "" {
 			return []byte(pw), nil
 		}
-		file = r.PasswordFile
-	}
-	if file == "" {
 		return nil, usageError{errors.New("no repository passphrase: set BULWARK_REPO_PASSWORD or BULWARK_REPO_PASSWORD_FILE, or pass --password-file")}
 	}
+	return readPassphrase(file)
+}
+
+// passwordFile is the file the passphrase (or key file) comes from, in
+// the order flag, BULWARK_REPO_PASSWORD_FILE, BULWARK_REPO_PASSWORD (then
+// none: ""), the plan.
+func (a *app) passwordFile(f repoFlags, r plan.Repository) string {
+	if f.passwordFile != "" {
+		return f.passwordFile
+	}
+	if file := a.getenv("BULWARK_REPO_PASSWORD_FILE"); file != "" {
+		return file
+	}
+	if a.getenv("BULWARK_REPO_PASSWORD") != "" {
+		return ""
+	}
+	return r.PasswordFile
+}
+
+// readPassphrase reads a passphrase or key file, without its final newline.
+func readPassphrase(file string) ([]byte, error) {
 	b, err := os.ReadFile(file)
 	if err != nil {
 		return nil, fmt.Errorf("read passphrase: %w", err)

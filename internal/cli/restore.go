@@ -161,13 +161,7 @@ func (a *app) restoreCommand(f repoFlags) (string, error) {
 		return "", err
 	}
 	argv := []string{exe, "wal", "fetch", "--prefetch", "8", "--repo", pr.URL}
-	pwFile := f.passwordFile
-	if pwFile == "" {
-		pwFile = a.getenv("BULWARK_REPO_PASSWORD_FILE")
-	}
-	if pwFile == "" && a.getenv("BULWARK_REPO_PASSWORD") == "" {
-		pwFile = pr.PasswordFile
-	}
+	pwFile := a.passwordFile(f, pr)
 	switch {
 	case pwFile != "":
 		abs, err := filepath.Abs(pwFile)

@@ -52,8 +52,7 @@ resumes where it stopped when run again. Repositories are plan names or URLs.`,
 				return err
 			}
 			defer lock.Unlock(ctx)
-			ar := archive.New(src)
-			st, err := repo.Sync(ctx, src, dst, repo.SyncOptions{Jobs: jobs, Verify: map[string]func(string, []byte) error{"wal/": ar.VerifyObject}})
+			st, err := repo.Sync(ctx, src, dst, syncOptions(src, jobs))
 			if err != nil {
 				return fmt.Errorf("sync %s to %s: %w (copied %d objects before stopping; run again to resume)", src.Location(), dst.Location(), err, st.Copied)
 			}
@@ -81,19 +80,25 @@ func (a *app) teeCopies(ctx context.Context, r *repo.Repo, also []string) (*repo
 		if err != nil {
 			return nil, err
 		}
+		if pr.URL == r.Location() {
+			return nil, usageError{fmt.Errorf("--also %s is the repository itself", name)}
+		}
 		dst, err := a.initStore(ctx, pr.URL)
 		if err != nil {
 			return nil, err
 		}
-		if dst.Location() == r.Location() {
-			return nil, usageError{fmt.Errorf("--also %s is the repository itself", name)}
-		}
-		st, err := repo.Sync(ctx, r, dst, repo.SyncOptions{Verify: map[string]func(string, []byte) error{"wal/": archive.New(r).VerifyObject}})
+		st, err := repo.Sync(ctx, r, dst, syncOptions(r, 0))
 		if err != nil {
 			return nil, fmt.Errorf("bring %s up to date before the backup: %w", dst.Location(), err)
 		}
 		a.log.Info("copy up to date", "copy", dst.Location(), "objects_copied", st.Copied)
 		stores = append(stores, dst)
 	}
-	return r.Tee(stores...)
+	return r.Tee(stores...), nil
+}
+
+// syncOptions copies with jobs workers and has the archive check the WAL
+// objects it copies.
+func syncOptions(r *repo.Repo, jobs int) repo.SyncOptions {
+	return repo.SyncOptions{Jobs: jobs, Verify: map[string]func(string, []byte) error{"wal/": archive.New(r).VerifyObject}}
 }

@@ -167,12 +167,7 @@ func (a *app) fetch(ctx context.Context, f repoFlags, name, dest string) error {
 	if err != nil {
 		return err
 	}
-	tmp := dest + ".bulwark-fetch"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, dest); err != nil {
-		os.Remove(tmp)
+	if err := writeAtomic(dest, data); err != nil {
 		return err
 	}
 	a.log.Debug("restored from the archive", "file", name)

@@ -119,7 +119,11 @@ func writeAtomic(path string, data []byte) error {
 	if err := os.WriteFile(tmp, data, 0o600); err != nil {
 		return err
 	}
-	return os.Rename(tmp, path)
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return nil
 }
 
 func (a *app) newWalFetchDaemonCmd() *cobra.Command {
@@ -191,17 +195,15 @@ func (a *app) prefetch(ctx context.Context, ar *archive.Archive, f fetchFlags) (
 			return nil
 		}
 		if seg, err := wal.ParseSegmentName(want); err == nil {
+			names := make([]string, 0, f.prefetch)
 			window := map[string]bool{}
-			next := seg
-			for range f.prefetch {
+			for next := seg; len(names) < f.prefetch; {
 				next = next.Next(info.SegmentSize)
+				names = append(names, next.String())
 				window[next.String()] = true
 			}
 			clearSpool(f.spoolDir, func(n string) bool { return !window[n] && !w.busy(n) })
-			next = seg
-			for range f.prefetch {
-				next = next.Next(info.SegmentSize)
-				n := next.String()
+			for _, n := range names {
 				if _, err := os.Stat(filepath.Join(f.spoolDir, n)); err == nil {
 					continue
 				}

@@ -195,12 +195,23 @@ func (i *Instance) waitReady(timeout time.Duration) error {
 
 // freePort returns a loopback TCP port that was free a moment ago.
 func freePort() (int, error) {
+	addr, err := FreeAddr()
+	if err != nil {
+		return 0, err
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	return strconv.Atoi(port)
+}
+
+// FreeAddr returns a loopback address, "127.0.0.1:PORT", that nothing
+// listens on (now: a port can be taken again before it is used).
+func FreeAddr() (string, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
+		return "", fmt.Errorf("find a free port: %w", err)
 	}
 	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return l.Addr().String(), nil
 }
 
 // shutdown is the cleanup of a launched instance.

@@ -119,7 +119,7 @@ func (p *Plan) check321() []Finding {
 	if copies := len(names); copies < 3 {
 		fs = append(fs, errorf("3-2-1-copies", "repositories",
 			"%d copies of the data (%s); the 3-2-1 rule needs 3: add %s",
-			copies, strings.Join(names, " and "), plural(3-copies, "repository", "repositories")))
+			copies, strings.Join(names, " and "), Plural(3-copies, "repository", "repositories")))
 	}
 	if len(media) < 2 {
 		fs = append(fs, errorf("3-2-1-media", "repositories",
@@ -134,8 +134,8 @@ func (p *Plan) check321() []Finding {
 	return fs
 }
 
-// plural is "1 repository" or "2 repositories".
-func plural(n int, one, many string) string {
+// Plural is "1 repository" or "2 repositories".
+func Plural(n int, one, many string) string {
 	if n == 1 {
 		return "1 " + one
 	}
@@ -240,7 +240,7 @@ func (p *Plan) checkRTO(facts Facts) []Finding {
 // expire.
 func (p *Plan) checkJobs() []Finding {
 	var fs []Finding
-	if _, scheds := p.backupGap(); scheds == nil {
+	if !slices.ContainsFunc(p.Schedules, func(s Schedule) bool { return s.Job == JobBackup }) {
 		fs = append(fs, warningf("backup-schedule", "schedules",
 			"no schedule takes backups: add one with job: backup (or run bulwark backup create from another scheduler)"))
 	}

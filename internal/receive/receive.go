@@ -25,6 +25,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/bulwarkdb/bulwark/internal/archive"
+	"github.com/bulwarkdb/bulwark/internal/repo"
 	"github.com/bulwarkdb/bulwark/internal/wal"
 )
 
@@ -224,7 +225,7 @@ func Run(ctx context.Context, a *archive.Archive, opts Options) error {
 func (r *receiver) loadState(ctx context.Context) error {
 	var old State
 	err := r.ar.Repo().LoadDoc(ctx, docKind, docName(r.opts.Slot), &old)
-	if err != nil && !isNotFound(err) {
+	if err != nil && !errors.Is(err, repo.ErrNotFound) {
 		return fmt.Errorf("load receiver state: %w", err)
 	}
 	r.pub.update(func(s *State) {

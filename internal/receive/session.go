@@ -14,7 +14,6 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/bulwarkdb/bulwark/internal/archive"
-	"github.com/bulwarkdb/bulwark/internal/repo"
 	"github.com/bulwarkdb/bulwark/internal/wal"
 )
 
@@ -334,5 +333,3 @@ func followHistory(p position, history []wal.HistoryEntry, current wal.TimelineI
 	}
 	return p
 }
-
-func isNotFound(err error) bool { return errors.Is(err, repo.ErrNotFound) }

@@ -42,7 +42,7 @@ type State struct {
 
 const (
 	docKind      = "archive"
-	docPrefix    = "receiver-"
+	docPrefix    = "receiver-" // repo.Sync recopies "archive/receiver-" documents on every sync: keep both in step
 	saveInterval = time.Second
 )
 

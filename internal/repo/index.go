@@ -108,14 +108,26 @@ func (ix *Index) ByPack() map[ID][]ID {
 // Index returns the repository's in-memory index.
 func (r *Repo) Index() *Index { return r.index }
 
-func (r *Repo) loadIndex(ctx context.Context) error {
+// indexKeys lists the repository's index files (not temporary files).
+func (r *Repo) indexKeys(ctx context.Context) ([]string, error) {
+	var keys []string
 	for key, err := range r.store.List(ctx, "index/") {
 		if err != nil {
-			return fmt.Errorf("list index: %w", err)
+			return nil, fmt.Errorf("list index: %w", err)
 		}
-		if strings.Contains(strings.TrimPrefix(key, "index/"), ".") {
-			continue
+		if !strings.Contains(strings.TrimPrefix(key, "index/"), ".") {
+			keys = append(keys, key)
 		}
+	}
+	return keys, nil
+}
+
+func (r *Repo) loadIndex(ctx context.Context) error {
+	keys, err := r.indexKeys(ctx)
+	if err != nil {
+		return err
+	}
+	for _, key := range keys {
 		var f indexFile
 		if err := r.getSealed(ctx, key, &f); err != nil {
 			return fmt.Errorf("read index %s: %w", key, err)

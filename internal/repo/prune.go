@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"strings"
 )
 
 // PruneStats says what Prune removed and what it left.
@@ -91,14 +90,9 @@ func (r *Repo) Prune(ctx context.Context, used func(ID) bool, repackUnused float
 	}
 	st.PacksWritten = len(written)
 	keep = append(keep, written...)
-	var oldIndex []string
-	for key, err := range r.store.List(ctx, "index/") {
-		if err != nil {
-			return st, fmt.Errorf("list index: %w", err)
-		}
-		if !strings.Contains(strings.TrimPrefix(key, "index/"), ".") {
-			oldIndex = append(oldIndex, key)
-		}
+	oldIndex, err := r.indexKeys(ctx)
+	if err != nil {
+		return st, err
 	}
 	var batch []packIndex
 	n := 0

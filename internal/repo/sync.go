@@ -109,7 +109,8 @@ func Sync(ctx context.Context, r *Repo, dst Store, opts SyncOptions) (SyncStats,
 	return st, nil
 }
 
-// mutable objects are copied again on every sync: a receiver's state.
+// mutable objects are copied again on every sync: a receiver's state
+// (package receive names its documents "archive/receiver-<slot>").
 func mutable(key string) bool { return strings.HasPrefix(key, "archive/receiver-") }
 
 // checkSyncTarget accepts an empty target or a copy of r.

@@ -22,13 +22,12 @@ type teeStore struct {
 //
 // r must not be written through while the returned handle is in use: the
 // two share r's index.
-func (r *Repo) Tee(copies ...Store) (*Repo, error) {
-	t, err := newRepo(&teeStore{primary: r.store, copies: copies}, r.key, r.config, r.opts)
-	if err != nil {
-		return nil, err
+func (r *Repo) Tee(copies ...Store) *Repo {
+	// The encoders and decoder are safe for concurrent use: shared.
+	return &Repo{
+		store: &teeStore{primary: r.store, copies: copies}, key: r.key, config: r.config, opts: r.opts, log: r.log,
+		index: r.index, pending: make(map[ID]struct{}), enc: r.enc, encStrong: r.encStrong, dec: r.dec,
 	}
-	t.index = r.index
-	return t, nil
 }
 
 func (t *teeStore) Put(ctx context.Context, key string, rd io.Reader, size int64) error {

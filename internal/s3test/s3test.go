@@ -16,7 +16,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -72,7 +71,7 @@ func Start(t testing.TB) *Server {
 	if err != nil {
 		t.Fatalf("s3test: %v", err)
 	}
-	addr, err := freeAddr()
+	addr, err := pgtest.FreeAddr()
 	if err != nil {
 		t.Fatalf("s3test: %v", err)
 	}
@@ -205,17 +204,6 @@ func (s *Server) Bucket(t testing.TB) string {
 		t.Fatalf("s3test: create bucket %s: %v", name, err)
 	}
 	return name
-}
-
-// freeAddr returns a 127.0.0.1 address with a port that was free a moment
-// ago; Restart reuses it.
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
 }
 
 // build is the s3server binary of this test binary.

@@ -44,10 +44,7 @@ type Runner struct {
 // Loop runs the jobs on their schedules until ctx is cancelled, then waits
 // for the runs in progress (they see ctx cancelled) and returns nil.
 func (r *Runner) Loop(ctx context.Context) error {
-	now := r.Now
-	if now == nil {
-		now = time.Now
-	}
+	now := r.now
 	log := r.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -111,16 +108,19 @@ func (r *Runner) Loop(ctx context.Context) error {
 
 // RunOnce runs job now, records and returns its outcome.
 func (r *Runner) RunOnce(ctx context.Context, job string) Outcome {
-	now := r.Now
-	if now == nil {
-		now = time.Now
-	}
-	start := now()
+	start := r.now()
 	code, err := r.Run(ctx, job)
-	o := Outcome{Job: job, Start: start, Duration: now().Sub(start).Seconds(), ExitCode: code, OK: code == 0 && err == nil}
+	o := Outcome{Job: job, Start: start, Duration: r.now().Sub(start).Seconds(), ExitCode: code, OK: code == 0 && err == nil}
 	if err != nil {
 		o.Error = err.Error()
 	}
 	r.Record(o)
 	return o
+}
+
+func (r *Runner) now() time.Time {
+	if r.Now == nil {
+		return time.Now()
+	}
+	return r.Now()
 }

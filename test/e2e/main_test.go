@@ -75,11 +75,8 @@ func (e *env) run(args ...string) result {
 	cmd := e.command(args...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
+	code, err := exitCode(cmd.Run())
+	if err != nil {
 		e.t.Fatalf("run bulwark %s: %v", strings.Join(args, " "), err)
 	}
 	e.t.Logf("bulwark %s -> %d\n%s%s", strings.Join(args, " "), code, out.String(), errb.String())
@@ -104,4 +101,13 @@ func (e *env) backupJSON(p *pgtest.Instance, typ string) map[string]any {
 		e.t.Fatalf("backup create -o json: %v\n%s", err, out)
 	}
 	return m
+}
+
+// exitCode turns what exec.Cmd.Wait returned into an exit code; err is
+// any failure other than a non-zero exit.
+func exitCode(err error) (int, error) {
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode(), nil
+	}
+	return 0, err
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -178,11 +177,7 @@ func TestS3KilledDuringSyncAndBackup(t *testing.T) {
 				killed = true
 			}
 		}
-		err := <-done
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		}
+		code, _ := exitCode(<-done)
 		t.Logf("bulwark %s with S3 killed -> %d\n%s", strings.Join(args, " "), code, errb.String())
 		return result{stdout: out.String(), stderr: errb.String(), code: code}
 	}

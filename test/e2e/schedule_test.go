@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -24,7 +23,7 @@ func TestSchedule(t *testing.T) {
 	p.Exec(t, "CREATE TABLE t AS SELECT g AS id FROM generate_series(1, 1000) g")
 	dir := t.TempDir()
 	planFile := filepath.Join(dir, "bulwark.yaml")
-	os.WriteFile(planFile, []byte(`version: 1
+	err := os.WriteFile(planFile, []byte(`version: 1
 service: {name: payments, tier: 2, rto: 1h, rpo: 1h}
 postgres:
   pgdata: `+p.DataDir+`
@@ -37,6 +36,9 @@ schedules:
   - {name: copy, cron: "0 3 * * *", job: sync, to: offsite}
   - {name: expire, cron: "0 4 * * *", job: expire}
 `), 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
 	e := newEnv(t)
 	e.vars = append(e.vars, "BULWARK_REPO=", "BULWARK_PLAN="+planFile)
 	e.ok("repo", "init")
@@ -77,7 +79,10 @@ schedules:
 	}
 
 	// The long-lived scheduler: metrics and health, then SIGTERM.
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	addr, err := pgtest.FreeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
 	cmd := e.command("schedule", "--history", history, "--metrics-addr", addr)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
@@ -104,14 +109,4 @@ schedules:
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("scheduler after SIGTERM: %v", err)
 	}
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }

@@ -18,12 +18,12 @@ func RunStoreTests(t *testing.T, newStore func(t *testing.T) repo.Store) {
 	ctx := context.Background()
 	t.Run("PutGet", func(t *testing.T) {
 		s := newStore(t)
-		put(t, s, "a/b/c", "hello")
-		if got := get(t, s, "a/b/c"); got != "hello" {
+		Put(t, s, "a/b/c", "hello")
+		if got := Get(t, s, "a/b/c"); got != "hello" {
 			t.Fatalf("get: got %q, want %q", got, "hello")
 		}
-		put(t, s, "a/b/c", "replaced")
-		if got := get(t, s, "a/b/c"); got != "replaced" {
+		Put(t, s, "a/b/c", "replaced")
+		if got := Get(t, s, "a/b/c"); got != "replaced" {
 			t.Fatalf("get after replace: got %q, want %q", got, "replaced")
 		}
 	})
@@ -38,7 +38,7 @@ func RunStoreTests(t *testing.T, newStore func(t *testing.T) repo.Store) {
 	})
 	t.Run("GetRange", func(t *testing.T) {
 		s := newStore(t)
-		put(t, s, "r", "0123456789")
+		Put(t, s, "r", "0123456789")
 		rc, err := s.GetRange(ctx, "r", 3, 4)
 		if err != nil {
 			t.Fatal(err)
@@ -52,15 +52,9 @@ func RunStoreTests(t *testing.T, newStore func(t *testing.T) repo.Store) {
 	t.Run("List", func(t *testing.T) {
 		s := newStore(t)
 		for _, k := range []string{"data/00/a", "data/01/b", "index/c", "keys/d"} {
-			put(t, s, k, k)
+			Put(t, s, k, k)
 		}
-		var got []string
-		for k, err := range s.List(ctx, "data/") {
-			if err != nil {
-				t.Fatal(err)
-			}
-			got = append(got, k)
-		}
+		got := List(t, s, "data/")
 		slices.Sort(got)
 		if want := []string{"data/00/a", "data/01/b"}; !slices.Equal(got, want) {
 			t.Fatalf("list: got %v, want %v", got, want)
@@ -71,7 +65,7 @@ func RunStoreTests(t *testing.T, newStore func(t *testing.T) repo.Store) {
 	})
 	t.Run("Delete", func(t *testing.T) {
 		s := newStore(t)
-		put(t, s, "x/y", "1")
+		Put(t, s, "x/y", "1")
 		if err := s.Delete(ctx, "x/y"); err != nil {
 			t.Fatal(err)
 		}
@@ -94,14 +88,30 @@ func RunStoreTests(t *testing.T, newStore func(t *testing.T) repo.Store) {
 	})
 }
 
-func put(t *testing.T, s repo.Store, key, v string) {
+// Put stores v under key, failing the test on error.
+func Put(t testing.TB, s repo.Store, key, v string) {
 	t.Helper()
 	if err := s.Put(context.Background(), key, bytes.NewReader([]byte(v)), int64(len(v))); err != nil {
 		t.Fatalf("put %s: %v", key, err)
 	}
 }
 
-func get(t *testing.T, s repo.Store, key string) string {
+// List returns the keys under prefix in the order the store yields them,
+// failing the test on error.
+func List(t testing.TB, s repo.Store, prefix string) []string {
+	t.Helper()
+	var keys []string
+	for k, err := range s.List(context.Background(), prefix) {
+		if err != nil {
+			t.Fatalf("list %s: %v", prefix, err)
+		}
+		keys = append(keys, k)
+	}
+	return keys
+}
+
+// Get returns the object under key, failing the test on error.
+func Get(t testing.TB, s repo.Store, key string) string {
 	t.Helper()
 	rc, err := s.Get(context.Background(), key)
 	if err != nil {

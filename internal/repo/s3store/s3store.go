@@ -69,7 +69,6 @@ const listPage = 1000
 // concurrent use.
 type Store struct {
 	client   *minio.Client
-	core     minio.Core
 	cfg      Config // with defaults
 	sem      chan struct{}
 	sse      encrypt.ServerSide // nil: no request
@@ -91,7 +90,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{client: client, core: minio.Core{Client: client}, cfg: cfg, sem: make(chan struct{}, cfg.MaxInFlight), pageSize: listPage}
+	s := &Store{client: client, cfg: cfg, sem: make(chan struct{}, cfg.MaxInFlight), pageSize: listPage}
 	switch cfg.SSE {
 	case SSES3:
 		s.sse = encrypt.NewSSE()
@@ -276,7 +275,7 @@ func (s *Store) get(ctx context.Context, op, key string, opts minio.GetObjectOpt
 	if err := s.acquire(ctx); err != nil {
 		return nil, fmt.Errorf("%s %s: %w", op, key, err)
 	}
-	rc, _, _, err := s.core.GetObject(ctx, s.cfg.Bucket, name, opts)
+	rc, _, _, err := minio.Core{Client: s.client}.GetObject(ctx, s.cfg.Bucket, name, opts)
 	if err != nil {
 		s.release()
 		if code(err) == minio.InvalidRange { // offset at or past the end

@@ -69,12 +69,12 @@ func TestPrefixesDoNotOverlap(t *testing.T) {
 	srv := s3test.Start(t)
 	bucket := srv.Bucket(t)
 	a, ab, root := open(t, config(t, srv, bucket, "a")), open(t, config(t, srv, bucket, "ab")), open(t, config(t, srv, bucket, ""))
-	put(t, a, "x", "1")
-	put(t, ab, "y", "2")
-	if got, want := list(t, a, ""), []string{"x"}; !slices.Equal(got, want) {
+	repotest.Put(t, a, "x", "1")
+	repotest.Put(t, ab, "y", "2")
+	if got, want := repotest.List(t, a, ""), []string{"x"}; !slices.Equal(got, want) {
 		t.Errorf("list of s3://%s/a: got %v, want %v", bucket, got, want)
 	}
-	if got, want := list(t, root, ""), []string{"a/x", "ab/y"}; !slices.Equal(got, want) {
+	if got, want := repotest.List(t, root, ""), []string{"a/x", "ab/y"}; !slices.Equal(got, want) {
 		t.Errorf("list of s3://%s: got %v, want %v", bucket, got, want)
 	}
 	if got := a.Location(); got != "s3://"+bucket+"/a" {
@@ -91,12 +91,12 @@ func TestListPages(t *testing.T) {
 	s3store.SetPageSize(s, 3)
 	var want []string
 	for _, k := range []string{"d/1", "d/2", "d/3", "d/4", "d/5", "d/6", "d/7", "e/1"} {
-		put(t, s, k, k)
+		repotest.Put(t, s, k, k)
 		if strings.HasPrefix(k, "d/") {
 			want = append(want, k)
 		}
 	}
-	if got := list(t, s, "d/"); !slices.Equal(got, want) {
+	if got := repotest.List(t, s, "d/"); !slices.Equal(got, want) {
 		t.Fatalf("list over pages of 3: got %v, want %v", got, want)
 	}
 	n := 0
@@ -105,7 +105,7 @@ func TestListPages(t *testing.T) {
 			break // stopping mid-listing must not leak a request slot
 		}
 	}
-	put(t, s, "after-break", "x")
+	repotest.Put(t, s, "after-break", "x")
 }
 
 func TestMissing(t *testing.T) {
@@ -119,7 +119,7 @@ func TestMissing(t *testing.T) {
 	if _, err := s.GetRange(ctx, "index/nope", 0, 0); !errors.Is(err, repo.ErrNotFound) {
 		t.Errorf("empty range of missing: got %v, want ErrNotFound", err)
 	}
-	put(t, s, "short", "0123")
+	repotest.Put(t, s, "short", "0123")
 	for _, r := range [][2]int64{{4, 10}, {10, 1}, {2, 0}} {
 		rc, err := s.GetRange(ctx, "short", r[0], r[1])
 		if err != nil {
@@ -143,7 +143,7 @@ func TestMissing(t *testing.T) {
 	if created, err := nb.EnsureBucket(ctx); err != nil || created {
 		t.Fatalf("EnsureBucket again: got %v, %v; want false, nil", created, err)
 	}
-	put(t, nb, "config", "x")
+	repotest.Put(t, nb, "config", "x")
 }
 
 // TestLargeObjects goes through the multipart upload, with readers that
@@ -159,7 +159,7 @@ func TestLargeObjects(t *testing.T) {
 	if err := s.Put(ctx, "big", onlyReader{bytes.NewReader(data)}, int64(len(data))); err != nil {
 		t.Fatal(err)
 	}
-	if got := get(t, s, "big"); !bytes.Equal([]byte(got), data) {
+	if got := repotest.Get(t, s, "big"); !bytes.Equal([]byte(got), data) {
 		t.Fatalf("big object: got %d bytes back, want the %d put", len(got), len(data))
 	}
 	rc, err := s.GetRange(ctx, "big", 5<<20-3, 6)
@@ -185,7 +185,7 @@ func TestLargeObjects(t *testing.T) {
 	if err := s.Put(ctx, "unknown", onlyReader{strings.NewReader("abc")}, -1); err != nil {
 		t.Fatalf("put of unknown size: %v", err)
 	}
-	if got := get(t, s, "unknown"); got != "abc" {
+	if got := repotest.Get(t, s, "unknown"); got != "abc" {
 		t.Fatalf("unknown size: got %q, want %q", got, "abc")
 	}
 	if err := s.Put(ctx, "small", onlyReader{strings.NewReader("abcd")}, 3); err == nil {
@@ -202,7 +202,7 @@ func TestKilledServer(t *testing.T) {
 	ctx := context.Background()
 	srv := s3test.Start(t)
 	s := open(t, config(t, srv, srv.Bucket(t), "p"))
-	put(t, s, "k", "before")
+	repotest.Put(t, s, "k", "before")
 	srv.Kill()
 	for name, call := range map[string]func() error{
 		"put": func() error { return s.Put(ctx, "k2", strings.NewReader("x"), 1) },
@@ -223,10 +223,10 @@ func TestKilledServer(t *testing.T) {
 		}
 	}
 	srv.Restart(t)
-	if got := get(t, s, "k"); got != "before" {
+	if got := repotest.Get(t, s, "k"); got != "before" {
 		t.Fatalf("after restart: got %q, want %q", got, "before")
 	}
-	put(t, s, "k2", "after")
+	repotest.Put(t, s, "k2", "after")
 }
 
 // TestHungServer: an endpoint that accepts connections and never answers
@@ -257,7 +257,7 @@ func TestHungServer(t *testing.T) {
 func TestStalledRead(t *testing.T) {
 	srv := s3test.Start(t)
 	bucket := srv.Bucket(t)
-	put(t, open(t, config(t, srv, bucket, "")), "big", strings.Repeat("x", 4<<20))
+	repotest.Put(t, open(t, config(t, srv, bucket, "")), "big", strings.Repeat("x", 4<<20))
 	p := newFaultProxy(t, srv, 64<<10) // the headers and some of the body
 	c := config(t, srv, bucket, "")
 	c.Endpoint = p.url
@@ -280,7 +280,7 @@ func TestInFlightBound(t *testing.T) {
 	c := config(t, srv, srv.Bucket(t), "")
 	c.MaxInFlight = 2
 	s := open(t, c)
-	put(t, s, "k", "v")
+	repotest.Put(t, s, "k", "v")
 	r1, err := s.Get(ctx, "k")
 	if err != nil {
 		t.Fatal(err)
@@ -300,7 +300,7 @@ func TestInFlightBound(t *testing.T) {
 	}
 	var wg sync.WaitGroup
 	for range 2 {
-		wg.Go(func() { put(t, s, "k", "w") })
+		wg.Go(func() { repotest.Put(t, s, "k", "w") })
 	}
 	wg.Wait()
 	r2.Close()
@@ -328,8 +328,8 @@ func TestServerSideEncryption(t *testing.T) {
 			c.Endpoint = p.url
 			c.SSE, c.SSEKMSKeyID = tc.sse, tc.key
 			s := open(t, c)
-			put(t, s, "k", "v")
-			if got := get(t, s, "k"); got != "v" {
+			repotest.Put(t, s, "k", "v")
+			if got := repotest.Get(t, s, "k"); got != "v" {
 				t.Fatalf("get: got %q, want %q", got, "v")
 			}
 			h := p.put()
@@ -379,37 +379,4 @@ func (p *recordingProxy) put() http.Header {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.last
-}
-
-func put(t *testing.T, s repo.Store, key, v string) {
-	t.Helper()
-	if err := s.Put(context.Background(), key, strings.NewReader(v), int64(len(v))); err != nil {
-		t.Fatalf("put %s: %v", key, err)
-	}
-}
-
-func get(t *testing.T, s repo.Store, key string) string {
-	t.Helper()
-	rc, err := s.Get(context.Background(), key)
-	if err != nil {
-		t.Fatalf("get %s: %v", key, err)
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(rc)
-	if err != nil {
-		t.Fatalf("get %s: %v", key, err)
-	}
-	return string(b)
-}
-
-func list(t *testing.T, s repo.Store, prefix string) []string {
-	t.Helper()
-	var keys []string
-	for k, err := range s.List(context.Background(), prefix) {
-		if err != nil {
-			t.Fatalf("list %s: %v", prefix, err)
-		}
-		keys = append(keys, k)
-	}
-	return keys
 }
