@@ -112,6 +112,7 @@ func (d *decoder) decode(data []byte) *Plan {
 		{"archiving", func(path string, v ast.Node) { d.archiving(path, v, &p.Archiving) }},
 		{"replication", func(path string, v ast.Node) { d.replication(path, v, &p.Replication) }},
 		{"schedules", func(path string, v ast.Node) { d.schedules(path, v, &p.Schedules) }},
+		{"cluster", func(path string, v ast.Node) { d.cluster(path, v, &p.Cluster) }},
 	})
 	if !d.ok[""] {
 		return nil // not a mapping: nothing to validate
@@ -416,5 +417,6 @@ func (d *decoder) replication(path string, v ast.Node, r *Replication) {
 			enum(d, path, v, &r.Mode, ReplicationNone, ReplicationAsync, ReplicationSync, ReplicationQuorum)
 		}},
 		{"sync_count", func(path string, v ast.Node) { d.int(path, v, &r.SyncCount) }},
+		{"strict", func(path string, v ast.Node) { d.boolean(path, v, &r.Strict) }},
 	})
 }

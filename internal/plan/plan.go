@@ -41,6 +41,7 @@ type Plan struct {
 	Repositories []Repository // at least one; names are unique
 	Archiving    Archiving    // how WAL reaches the repositories between backups
 	Replication  Replication  // how the primary replicates to its standbys
+	Cluster      *Cluster     // the nodes and agents of an HA cluster; nil when the plan has none
 	Schedules    []Schedule   // jobs run on a timetable; names are unique; may be empty
 	Path         string       // the file the plan came from, as given to Load or Parse
 }
@@ -149,11 +150,15 @@ const (
 // DefaultReplicationMode is Replication.Mode when the plan names none.
 const DefaultReplicationMode = ReplicationNone
 
-// Replication declares the standbys' replication. Bulwark does not set it
-// up yet; Check needs it to know whether an RPO of 0 can hold.
+// Replication declares how the primary replicates to its standbys. The
+// agents of Cluster apply it (and it can change at runtime through etcd);
+// Check needs it to know whether an RPO of 0 can hold.
 type Replication struct {
 	Mode      ReplicationMode // DefaultReplicationMode when the plan says none
 	SyncCount int             // standbys that confirm each commit with ReplicationQuorum (>= 1); 0 otherwise
+	// Strict, with sync or quorum, refuses writes while too few standbys
+	// are synchronous rather than fall back to async.
+	Strict bool
 }
 
 // Load reads the plan file at path and parses it with Parse. A file that
@@ -196,6 +201,7 @@ func Parse(file string, data []byte) (*Plan, error) {
 	}
 	p.Archiving.Mode = cmp.Or(p.Archiving.Mode, DefaultArchiveMode)
 	p.Replication.Mode = cmp.Or(p.Replication.Mode, DefaultReplicationMode)
+	p.fillClusterDefaults()
 	for i := range p.Schedules {
 		s := &p.Schedules[i]
 		s.Repository = cmp.Or(s.Repository, p.Repositories[0].Name)

@@ -28,6 +28,7 @@ func (d *decoder) validate(p *Plan) {
 	d.validateArchiving(p.Archiving)
 	d.validateReplication(p.Replication)
 	d.validateSchedules(p.Schedules, p.Repositories)
+	d.validateCluster(p)
 }
 
 // require reports path if it is absent or empty, and says whether its value
@@ -161,6 +162,9 @@ func (d *decoder) validateArchiving(a Archiving) {
 
 func (d *decoder) validateReplication(r Replication) {
 	const path = "replication.sync_count"
+	if d.ok["replication.strict"] && r.Strict && r.Mode != ReplicationSync && r.Mode != ReplicationQuorum {
+		d.report("replication.strict", d.where("replication.strict"), "only replication.mode sync or quorum can be strict, not %s", cmp.Or(r.Mode, DefaultReplicationMode))
+	}
 	if r.Mode == ReplicationQuorum {
 		if d.require(path) && r.SyncCount < 1 {
 			d.report(path, d.where(path), "must be 1 or more: how many standbys confirm each commit")
