@@ -1,0 +1,353 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/bulwarkdb/bulwark/internal/cluster"
+	"github.com/bulwarkdb/bulwark/internal/ha"
+)
+
+// Timeouts of the PostgreSQL tools the agent runs.
+const (
+	startTimeout   = 60 * time.Second
+	stopTimeout    = 60 * time.Second
+	promoteTimeout = 60 * time.Second
+)
+
+func (a *Agent) execute(ctx context.Context, act ha.Action, in ha.Input) error {
+	switch act.Kind {
+	case ha.Wait:
+		return nil
+	case ha.Campaign:
+		return a.campaign(ctx, in)
+	case ha.Bootstrap:
+		return a.bootstrap(ctx)
+	case ha.StartPrimary:
+		return a.startPrimary(ctx, in)
+	case ha.Resign:
+		return a.resign(ctx)
+	case ha.ManageLeader:
+		return a.manageLeader(ctx, in)
+	case ha.Switchover:
+		return a.switchover(ctx, in, act.Target)
+	case ha.Clone, ha.Reinit:
+		return a.clone(ctx, act.Target, act.Kind == ha.Reinit)
+	case ha.StartReplica:
+		return a.startReplica(ctx, act.Target)
+	case ha.Follow, ha.ManageReplica:
+		return a.follow(ctx, act.Target)
+	case ha.Demote:
+		return a.demote(ctx, act.Target)
+	case ha.Rewind:
+		return a.rewind(ctx, act.Target)
+	}
+	return fmt.Errorf("unknown action %s", act.Kind)
+}
+
+func (a *Agent) leaderNode(name string) (*Node, error) {
+	n, ok := a.node(name)
+	if !ok {
+		return nil, fmt.Errorf("leader %s is not in the plan's nodes", name)
+	}
+	return &n, nil
+}
+
+// campaign tries to take the leader key and, if it wins, starts leading at
+// once (promotes a replica, or bootstraps a new cluster).
+func (a *Agent) campaign(ctx context.Context, in ha.Input) error {
+	a.mu.Lock()
+	lease, detected := a.st.lease, a.st.detected
+	a.mu.Unlock()
+	sent := time.Now()
+	cctx, cancel := context.WithTimeout(ctx, time.Second)
+	l, rev, won, err := a.o.Store.Campaign(cctx, in.Snap, a.o.Self.Name, lease, sent)
+	cancel()
+	if err != nil || !won {
+		return err
+	}
+	a.mu.Lock()
+	a.st.leading, a.st.leaderRev, a.st.term, a.st.renewedAt = true, rev, l.Term, sent
+	a.st.restarts, a.st.fenced = 0, false
+	a.mu.Unlock()
+	a.log.Info("won the election", "term", l.Term)
+	if !in.Local.Initialized {
+		return a.bootstrap(ctx)
+	}
+	if in.Snap.SystemID == 0 {
+		if _, err := a.o.Store.Initialize(ctx, in.Local.SystemID); err != nil {
+			return err
+		}
+	}
+	if in.Local.Running && in.Local.Primary {
+		return a.manageLeader(ctx, in) // unfences a primary that kept its data
+	}
+	old := ""
+	if ev := in.Snap.Members; ev != nil {
+		old = a.lastLeader(in)
+	}
+	return a.promote(ctx, in, cluster.Event{Kind: "failover", Detected: detected, Old: old, OldLSN: in.LastLeaderLSN,
+		Reason: "the leader's lease expired or it resigned"})
+}
+
+// lastLeader guesses the previous leader: the member that last published
+// itself as primary.
+func (a *Agent) lastLeader(in ha.Input) string {
+	for name, m := range in.Snap.Members {
+		if name != a.o.Self.Name && m.Role == cluster.RolePrimary {
+			return name
+		}
+	}
+	if in.Snap.Sync != nil {
+		return in.Snap.Sync.Leader
+	}
+	return ""
+}
+
+// bootstrap creates the cluster's data: initdb, start as primary, record
+// the system identifier.
+func (a *Agent) bootstrap(ctx context.Context) error {
+	a.log.Info("initializing a new cluster")
+	if err := a.o.PG.Initdb(ctx); err != nil {
+		return err
+	}
+	if err := a.applyConf(a.settings(nil)); err != nil {
+		return err
+	}
+	if err := a.o.PG.Start(ctx, startTimeout); err != nil {
+		return err
+	}
+	c, err := a.o.PG.Controldata(ctx)
+	if err != nil {
+		return err
+	}
+	id, err := a.o.Store.Initialize(ctx, c.SystemID)
+	if err != nil {
+		return err
+	}
+	if id != c.SystemID {
+		return fmt.Errorf("etcd records system %d for this cluster, but this node initialized %d; refusing to lead", id, c.SystemID)
+	}
+	a.mu.Lock()
+	term := a.st.term
+	a.mu.Unlock()
+	return a.o.Store.AddEvent(ctx, cluster.Event{Term: term, Kind: "bootstrap", New: a.o.Self.Name, Promoted: time.Now(), Timeline: 1})
+}
+
+// startPrimary starts the local server as primary (the leader's server
+// crashed) or promotes it (this node was handed leadership).
+func (a *Agent) startPrimary(ctx context.Context, in ha.Input) error {
+	if in.Local.Running && !in.Local.Primary {
+		return a.promote(ctx, in, cluster.Event{Kind: "switchover", Old: a.lastLeader(in), OldLSN: in.LastLeaderLSN,
+			Detected: time.Now(), Reason: "leadership handed over"})
+	}
+	a.mu.Lock()
+	a.st.restarts++
+	a.st.restartedAt = time.Now()
+	a.mu.Unlock()
+	c, err := a.o.PG.Controldata(ctx)
+	if err != nil {
+		return err
+	}
+	if c.State == "in archive recovery" || c.State == "shut down in recovery" {
+		// A replica that won the election and went down before it was
+		// promoted: started without standby.signal it would leave
+		// recovery on the old timeline. Start it as a standby; the next
+		// step promotes it onto a new one.
+		a.log.Warn("leader's server is a stopped replica; starting it to promote it")
+		return a.startReplicaOf(ctx, nil)
+	}
+	a.log.Warn("leader's PostgreSQL is down; restarting it in place")
+	if err := a.o.PG.SetStandby(false); err != nil {
+		return err
+	}
+	if err := a.writeLeaderConf(ctx, in, true); err != nil {
+		return err
+	}
+	return a.o.PG.Start(ctx, startTimeout)
+}
+
+// promote ends recovery of the local replica, which now leads. In strict
+// sync modes the synchronous standbys are named before the promotion, so
+// the new primary never acknowledges a commit no standby has.
+func (a *Agent) promote(ctx context.Context, in ha.Input, ev cluster.Event) error {
+	if err := a.createSlots(ctx); err != nil {
+		a.log.Warn("create replication slots before promotion", "err", err)
+	}
+	if err := a.writeLeaderConf(ctx, in, true); err != nil {
+		return err
+	}
+	// PostgreSQL removes standby.signal itself when it promotes, and
+	// fails the promotion if the file is already gone.
+	if err := a.o.PG.Promote(ctx, promoteTimeout); err != nil {
+		return err
+	}
+	v, err := a.probeLocal(ctx)
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	ev.Term, ev.New, ev.Promoted, ev.Timeline, ev.NewLSN = a.st.term, a.o.Self.Name, time.Now(), v.Timeline, v.LSN
+	a.mu.Unlock()
+	if !ev.Detected.IsZero() {
+		ev.Downtime = cluster.Duration(ev.Promoted.Sub(ev.Detected))
+	}
+	a.log.Info("promoted", "timeline", v.Timeline, "lsn", v.LSN, "term", ev.Term)
+	if err := a.o.Store.AddEvent(ctx, ev); err != nil {
+		a.log.Warn("record failover", "err", err)
+	}
+	return nil
+}
+
+// resign gives up the leader key at once, so a replica can take over
+// without waiting for the lease to expire.
+func (a *Agent) resign(ctx context.Context) error {
+	a.mu.Lock()
+	rev := a.st.leaderRev
+	a.st.leading = false
+	a.mu.Unlock()
+	a.log.Warn("resigning leadership")
+	return a.o.Store.Resign(ctx, rev)
+}
+
+// clone copies the leader into an empty (or, with wipe, emptied) data
+// directory and starts it as a replica.
+func (a *Agent) clone(ctx context.Context, leader string, wipe bool) error {
+	n, err := a.leaderNode(leader)
+	if err != nil {
+		return err
+	}
+	a.setBusy("cloning")
+	defer a.setBusy("")
+	if wipe {
+		if err := a.o.PG.Stop(ctx, "fast", stopTimeout); err != nil {
+			return err
+		}
+		if err := a.o.PG.Wipe(); err != nil {
+			return err
+		}
+	}
+	a.log.Info("cloning the leader", "leader", leader)
+	if err := a.o.PG.Clone(ctx, a.libpqConn(*n)); err != nil {
+		return err
+	}
+	if wipe {
+		if err := a.o.Store.SetReinit(ctx, a.o.Self.Name, false); err != nil {
+			return err
+		}
+	}
+	return a.startReplica(ctx, leader)
+}
+
+func (a *Agent) setBusy(s string) {
+	a.mu.Lock()
+	a.st.busy = s
+	a.mu.Unlock()
+}
+
+// startReplica starts the stopped local server as a replica of leader.
+func (a *Agent) startReplica(ctx context.Context, leader string) error {
+	n, err := a.leaderNode(leader)
+	if err != nil {
+		return err
+	}
+	a.log.Info("starting as a replica", "leader", leader)
+	return a.startReplicaOf(ctx, n)
+}
+
+// startReplicaOf starts the local server in recovery, streaming from n
+// (nil: from nobody).
+func (a *Agent) startReplicaOf(ctx context.Context, n *Node) error {
+	if err := a.o.PG.SetStandby(true); err != nil {
+		return err
+	}
+	if err := a.applyConf(a.settings(n)); err != nil {
+		return err
+	}
+	return a.o.PG.Start(ctx, startTimeout)
+}
+
+// follow points a running replica at leader (a reload: primary_conninfo is
+// reloadable since PostgreSQL 13) and keeps its configuration current.
+func (a *Agent) follow(ctx context.Context, leader string) error {
+	n, err := a.leaderNode(leader)
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	a.st.fenced = false
+	a.mu.Unlock()
+	return a.applyConf(a.settings(n))
+}
+
+// demote turns a primary that does not lead into a replica of leader:
+// fence first (milliseconds), stop, rewind, start following.
+func (a *Agent) demote(ctx context.Context, leader string) error {
+	a.fence(ctx, "another node leads")
+	a.log.Info("demoting", "leader", leader)
+	if err := a.o.PG.Stop(ctx, "fast", stopTimeout); err != nil {
+		return err
+	}
+	return a.rewind(ctx, leader)
+}
+
+// rewind stops the local server, rewinds it from leader with pg_rewind and
+// starts it as a replica. What pg_rewind discarded is recorded in the
+// history. If pg_rewind fails, the node is cloned afresh.
+func (a *Agent) rewind(ctx context.Context, leader string) error {
+	n, err := a.leaderNode(leader)
+	if err != nil {
+		return err
+	}
+	a.setBusy("rewinding")
+	defer a.setBusy("")
+	a.mu.Lock()
+	lastLSN := a.st.lastLSN
+	term := a.st.term
+	a.mu.Unlock()
+	if err := a.o.PG.Stop(ctx, "fast", stopTimeout); err != nil {
+		return err
+	}
+	// pg_rewind may run the server in single-user mode to finish crash
+	// recovery, which refuses standby mode; the primary's settings
+	// (synchronous standbys) must not be in force then either.
+	if err := a.o.PG.SetStandby(false); err != nil {
+		return err
+	}
+	if err := a.applyConf(a.settings(n)); err != nil {
+		return err
+	}
+	r, err := a.o.PG.RewindFrom(ctx, a.libpqConn(*n))
+	a.mu.Lock()
+	a.st.lastLSN = 0 // a new life on the leader's timeline
+	a.mu.Unlock()
+	rec := &cluster.Rewound{Node: a.o.Self.Name, At: time.Now()}
+	if err != nil {
+		a.log.Warn("pg_rewind failed; cloning afresh", "err", err)
+		if werr := a.o.PG.Wipe(); werr != nil {
+			return errors.Join(err, werr)
+		}
+		rec.Recloned = true
+		a.recordRewind(ctx, term, rec)
+		return a.clone(ctx, leader, false)
+	}
+	if r.Needed {
+		rec.Timeline, rec.From, rec.To = r.Timeline, r.Diverged, max(r.OldEnd, lastLSN)
+		a.log.Warn("rewound: WAL only this node had was discarded", "timeline", r.Timeline, "from", rec.From, "to", rec.To)
+		a.recordRewind(ctx, term, rec)
+	}
+	return a.startReplica(ctx, leader)
+}
+
+func (a *Agent) recordRewind(ctx context.Context, term uint64, r *cluster.Rewound) {
+	ev, ok, err := a.o.Store.Event(ctx, term)
+	if err != nil || !ok {
+		ev = cluster.Event{Term: term, Kind: "rejoin"}
+	}
+	ev.Rewound = r
+	if err := a.o.Store.AddEvent(ctx, ev); err != nil {
+		a.log.Warn("record rewind", "err", err)
+	}
+}

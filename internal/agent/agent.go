@@ -1,0 +1,329 @@
+// Package agent runs beside one PostgreSQL node: it observes the local
+// server and the cluster state in etcd, asks package ha what to do, and does
+// it (start, promote, clone, rewind, fence, name synchronous standbys). It
+// also serves the node's REST API (health checks compatible with Patroni's,
+// cluster state, metrics).
+//
+// The leader's safety rests on three timers, all in this package: the lease
+// keeper renews the leader lease every LoopWait; the fence watchdog fences
+// PostgreSQL (commits blocked, client sessions terminated) once the lease
+// may be about to expire, before any other node can win an election; and
+// the failsafe lets a primary that lost etcd keep serving while a majority
+// of members confirm, directly, that none of them can elect another leader.
+package agent
+
+import (
+	"cmp"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/bulwarkdb/bulwark/internal/cluster"
+	"github.com/bulwarkdb/bulwark/internal/ha"
+	"github.com/bulwarkdb/bulwark/internal/pg"
+	"github.com/bulwarkdb/bulwark/internal/wal"
+)
+
+// Node is a member of the cluster as the plan describes it.
+type Node struct {
+	Name   string
+	Host   string
+	Port   int
+	APIURL string // http(s)://host:port of its agent
+}
+
+// Options configure an Agent.
+type Options struct {
+	Self   Node
+	Nodes  []Node // every member, Self included
+	PG     pg.Instance
+	Store  *cluster.Store
+	Config cluster.Config // the configuration stored if etcd has none yet
+	// ConnOptions are libpq settings added to every connection to a node's
+	// PostgreSQL (user, sslmode, passfile, ...).
+	ConnOptions string
+	APIListen   string      // host:port for the REST API
+	APITLS      *tls.Config // nil: plain HTTP
+	APIToken    string      // bearer token for mutating endpoints; "" means client certificates only
+	PeerClient  *http.Client
+	MaxRestarts int // in-place restarts of a crashed primary before resigning; DefaultMaxRestarts if 0
+	Logger      *slog.Logger
+}
+
+// DefaultMaxRestarts is Options.MaxRestarts when 0.
+const DefaultMaxRestarts = 1
+
+// fenceName is a synchronous standby name no standby has: naming it makes
+// every commit wait.
+const fenceName = `"bulwark_fenced"`
+
+// Agent is one node's agent. Build it with New and run it with Run.
+type Agent struct {
+	o   Options
+	log *slog.Logger
+	api *http.Server
+
+	mu sync.Mutex // guards the fields below, read by the API and timers
+	st state
+}
+
+// state is what the agent knows and has done; guarded by Agent.mu.
+type state struct {
+	cfg       cluster.Config
+	snap      cluster.Snapshot
+	snapAt    time.Time
+	local     ha.Local
+	view      localView // the last local probe
+	localAt   time.Time
+	busy      string // a long action under way (cloning, rewinding), published as the state
+	lease     int64
+	leading   bool      // this agent holds the leader key (leaderRev) as far as it knows
+	leaderRev int64     // creation revision of our leader key
+	term      uint64    // the term we lead in, or follow
+	renewedAt time.Time // send time of the last successful lease renewal
+	// failsafeAt is the send time of the last failsafe round a majority
+	// confirmed while etcd was unreachable.
+	failsafeAt  time.Time
+	fenced      bool
+	promised    time.Time // our failsafe promise not to campaign ends then
+	restarts    int
+	lastLSN     wal.LSN // the furthest local position seen (a crashed server's end of WAL)
+	restartedAt time.Time
+	detected    time.Time // when this agent noticed the leader was gone
+	lastAction  string
+	lastErr     string
+	syncPending *pendingSync
+	ssn         string  // synchronous_standby_names the leader last set
+	leaderLSN   wal.LSN // last LSN the leader published
+	wasLeaderOf string  // set by a demotion: the term we left, for the history
+}
+
+// New checks o and builds an Agent.
+func New(o Options) (*Agent, error) {
+	if o.Store == nil || o.Self.Name == "" {
+		return nil, errors.New("agent: Store and Self are required")
+	}
+	if o.MaxRestarts == 0 {
+		o.MaxRestarts = DefaultMaxRestarts
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.PeerClient == nil {
+		o.PeerClient = &http.Client{Timeout: time.Second}
+	}
+	a := &Agent{o: o, log: o.Logger.With("component", "agent", "node", o.Self.Name)}
+	a.st.cfg = o.Config
+	return a, nil
+}
+
+func (a *Agent) cfg() cluster.Config {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.st.cfg
+}
+
+// Run runs the agent until ctx ends. It stops acting then, and leaves
+// PostgreSQL running: stopping the agent is not a failover.
+func (a *Agent) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if err := a.startAPI(); err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer a.stopAPI()
+	wg.Go(func() { a.keepLease(ctx) })
+	wg.Go(func() { a.watchFence(ctx) })
+	if c, err := a.initConfig(ctx); err == nil {
+		a.mu.Lock()
+		a.st.cfg = c
+		a.mu.Unlock()
+	}
+	changes := a.o.Store.Watch(ctx)
+	died := make(chan struct{}, 1)
+	wg.Go(func() { a.watchPostmaster(ctx, died) })
+	for {
+		next := a.step(ctx)
+		timer := time.NewTimer(next)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return nil
+		case <-changes:
+		case <-died:
+		case <-timer.C:
+		}
+		timer.Stop()
+	}
+}
+
+// watchPostmaster checks every 100 ms that the postmaster it last saw
+// still runs, and wakes the main loop when it dies, so a crash is acted on
+// in a tenth of a second rather than a LoopWait.
+func (a *Agent) watchPostmaster(ctx context.Context, died chan<- struct{}) {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	last := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		pid, ok := a.o.PG.PID()
+		if !ok && last != 0 {
+			select {
+			case died <- struct{}{}:
+			default:
+			}
+		}
+		last = pid
+	}
+}
+
+func (a *Agent) initConfig(ctx context.Context) (cluster.Config, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	return a.o.Store.InitConfig(ctx, a.o.Config)
+}
+
+// step observes, decides and acts once, and says when to step next.
+func (a *Agent) step(ctx context.Context) time.Duration {
+	cfg := a.cfg()
+	loop := time.Duration(cfg.LoopWait)
+	local := a.observeLocal(ctx)
+	rctx, cancel := context.WithTimeout(ctx, cmp.Or(loop, time.Second))
+	snap, err := a.o.Store.Read(rctx)
+	cancel()
+	a.mu.Lock()
+	a.st.local, a.st.localAt = local, time.Now()
+	if err == nil {
+		a.st.snap, a.st.snapAt = snap, time.Now()
+		if snap.Config != nil {
+			a.st.cfg = *snap.Config
+		}
+	}
+	a.mu.Unlock()
+	if err != nil {
+		a.setErr(fmt.Errorf("etcd unreachable: %w", err))
+		return loop // the lease keeper and the fence watchdog handle the leader's safety
+	}
+	if err := a.ensureLease(ctx); err != nil {
+		a.setErr(err)
+		return loop
+	}
+	a.observeLeadership(snap)
+	a.publish(ctx, local)
+	in := a.input(ctx, snap, local)
+	act := ha.Decide(in)
+	a.note(act)
+	if err := a.execute(ctx, act, in); err != nil {
+		a.setErr(fmt.Errorf("%s: %w", act.Kind, err))
+		a.log.Warn("action failed; retrying next loop", "action", act.Kind, "err", err)
+		return loop
+	}
+	a.setErr(nil)
+	if a.hurry() {
+		return min(loop, 100*time.Millisecond)
+	}
+	return loop
+}
+
+// hurry says whether the next step should come sooner than LoopWait: the
+// leader waits for a synchronous standby it needs.
+func (a *Agent) hurry() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.st.leading && a.st.syncPending != nil
+}
+
+func (a *Agent) note(act ha.Action) {
+	a.mu.Lock()
+	changed := a.st.lastAction != act.String()
+	a.st.lastAction = act.String()
+	a.mu.Unlock()
+	if changed && act.Kind != ha.Wait {
+		a.log.Info("decision", "action", act.Kind, "target", act.Target, "reason", act.Reason)
+	} else if changed {
+		a.log.Debug("decision", "action", act.Kind, "reason", act.Reason)
+	}
+}
+
+func (a *Agent) setErr(err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if err == nil {
+		a.st.lastErr = ""
+		return
+	}
+	a.st.lastErr = err.Error()
+}
+
+// observeLeadership reconciles what the agent believes about its own
+// leadership with the leader key it just read.
+func (a *Agent) observeLeadership(snap cluster.Snapshot) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	l := snap.Leader
+	switch {
+	case l != nil && l.Name == a.o.Self.Name && snap.Leases[a.o.Self.Name] == a.st.lease:
+		if !a.st.leading || a.st.leaderRev != snap.LeaderRev {
+			// Handed over to us (switchover) or we restarted while
+			// holding it: our lease keeps it, so we lead.
+			a.st.leading, a.st.leaderRev = true, snap.LeaderRev
+			a.st.renewedAt = time.Now()
+			a.st.restarts = 0
+		}
+		a.st.term = l.Term
+		a.st.detected = time.Time{}
+	case l != nil:
+		a.st.leading = false
+		a.st.term = l.Term
+		a.st.detected = time.Time{}
+		if m, ok := snap.Members[l.Name]; ok {
+			a.st.leaderLSN = max(a.st.leaderLSN, m.LSN)
+		}
+	default:
+		a.st.leading = false
+		if a.st.detected.IsZero() {
+			a.st.detected = time.Now()
+		}
+	}
+}
+
+func (a *Agent) input(ctx context.Context, snap cluster.Snapshot, local ha.Local) ha.Input {
+	a.mu.Lock()
+	in := ha.Input{
+		Self: a.o.Self.Name, Now: time.Now(), Config: a.st.cfg, Snap: snap, Local: local,
+		Restarts: a.st.restarts, MaxRestarts: a.o.MaxRestarts, Promised: a.st.promised,
+		LastLeaderLSN: a.st.leaderLSN,
+	}
+	a.mu.Unlock()
+	if snap.Leader == nil {
+		in.Peers = a.peers(ctx)
+	}
+	if snap.Leader != nil && snap.Leader.Name != a.o.Self.Name && local.Initialized {
+		in.Local.Diverged = a.diverged(ctx, snap, local)
+	}
+	return in
+}
+
+// Status is the agent's view, for the API and for tests.
+type Status struct {
+	Member  cluster.Member   `json:"member"`
+	Leading bool             `json:"leading"`
+	Term    uint64           `json:"term"`
+	Fenced  bool             `json:"fenced"`
+	Action  string           `json:"action"`
+	Sync    *cluster.Sync    `json:"sync,omitempty"`
+	Config  cluster.Config   `json:"config"`
+	Leader  *cluster.Leader  `json:"leader,omitempty"`
+	Members []cluster.Member `json:"members,omitempty"`
+}

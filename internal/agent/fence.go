@@ -1,0 +1,241 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/bulwarkdb/bulwark/internal/cluster"
+)
+
+// ensureLease grants the agent's lease if it has none (first step, or the
+// old one expired while the agent was stopped or cut off).
+func (a *Agent) ensureLease(ctx context.Context) error {
+	a.mu.Lock()
+	lease, ttl := a.st.lease, time.Duration(a.st.cfg.TTL)
+	a.mu.Unlock()
+	if lease != 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	id, err := a.o.Store.Grant(ctx, ttl)
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	a.st.lease = id
+	a.mu.Unlock()
+	return nil
+}
+
+// keepLease renews the lease every LoopWait, apart from the main loop so
+// that a slow action (a clone, a promotion) never delays it. On a failed
+// renewal the leader runs a failsafe round; on a lost lease it fences at
+// once.
+func (a *Agent) keepLease(ctx context.Context) {
+	for {
+		a.mu.Lock()
+		lease, loop := a.st.lease, time.Duration(a.st.cfg.LoopWait)
+		a.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(loop):
+		}
+		if lease == 0 {
+			continue
+		}
+		sent := time.Now()
+		rctx, cancel := context.WithTimeout(ctx, loop)
+		err := a.o.Store.KeepAlive(rctx, lease)
+		cancel()
+		switch {
+		case err == nil:
+			a.mu.Lock()
+			if a.st.lease == lease {
+				a.st.renewedAt = sent
+			}
+			a.mu.Unlock()
+		case errors.Is(err, cluster.ErrLeaseLost):
+			a.mu.Lock()
+			leading := a.st.leading
+			if a.st.lease == lease {
+				a.st.lease, a.st.leading = 0, false
+			}
+			a.mu.Unlock()
+			if leading {
+				a.log.Warn("leader lease expired; fencing")
+				a.fence(ctx, "lease expired")
+			}
+		case ctx.Err() == nil:
+			a.log.Debug("lease renewal failed", "err", err)
+			if a.leading() {
+				a.failsafe(ctx, sent)
+			}
+		}
+	}
+}
+
+func (a *Agent) leading() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.st.leading
+}
+
+// fenceDeadline is when a leader must have fenced: one margin before the
+// earliest moment its lease could expire in etcd. The lease was renewed by
+// a request sent at renewedAt, so etcd expires it no earlier than renewedAt
+// + TTL; a confirmed failsafe round counts as a renewal.
+func (a *Agent) fenceDeadline() time.Time {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.fenceDeadlineLocked()
+}
+
+// watchFence fences the leader's PostgreSQL when the fence deadline passes.
+// It wakes every 50 ms, so a process resumed after SIGSTOP fences within
+// that of waking up.
+func (a *Agent) watchFence(ctx context.Context) {
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		a.mu.Lock()
+		due := a.st.leading && !a.st.fenced
+		a.mu.Unlock()
+		if due && time.Now().After(a.fenceDeadline()) {
+			a.log.Warn("leader lease not renewed in time; fencing")
+			a.fence(ctx, "lease not renewed")
+		}
+	}
+}
+
+// fence stops the local PostgreSQL from acknowledging writes, in
+// milliseconds and without a restart: synchronous_standby_names names a
+// standby that does not exist (so every commit waits) and client sessions
+// are terminated (so waiting commits are never acknowledged). The agent
+// stops leading; the main loop demotes or, if it wins again, unfences.
+func (a *Agent) fence(ctx context.Context, why string) {
+	a.mu.Lock()
+	a.st.fenced, a.st.leading = true, false
+	a.mu.Unlock()
+	settings := a.settings(nil)
+	settings["synchronous_standby_names"] = fenceName
+	settings["synchronous_commit"] = "on"
+	if _, err := a.o.PG.WriteConf(settings); err != nil {
+		a.log.Error("fence: write configuration", "err", err)
+	}
+	if err := a.o.PG.Reload(); err != nil {
+		a.log.Debug("fence: reload", "err", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if n, err := a.terminateClients(ctx); err != nil {
+		a.log.Warn("fence: terminate client sessions", "err", err)
+	} else {
+		a.log.Info("fenced", "reason", why, "sessions_terminated", n)
+	}
+}
+
+// failsafeRequest is what a leader cut off from etcd asks each member.
+type failsafeRequest struct {
+	Leader string `json:"leader"`
+	Term   uint64 `json:"term"`
+}
+
+// failsafe runs one round of the etcd-down rule: the leader asks every
+// member directly to confirm that it cannot reach etcd either, and so
+// cannot elect another leader; each confirming member promises not to
+// campaign for a TTL from its answer. With a majority of the members
+// (itself included) confirming, and its synchronous standbys among them,
+// the leader counts the round as a lease renewal sent at sent.
+func (a *Agent) failsafe(ctx context.Context, sent time.Time) {
+	a.mu.Lock()
+	req := failsafeRequest{Leader: a.o.Self.Name, Term: a.st.term}
+	var syncs []string
+	if sy := a.st.snap.Sync; sy != nil && sy.Quorum > 0 {
+		syncs = sy.Standbys
+	}
+	a.mu.Unlock()
+	body, _ := json.Marshal(req)
+	var mu sync.Mutex
+	confirmed := map[string]bool{a.o.Self.Name: true}
+	var wg sync.WaitGroup
+	for _, n := range a.o.Nodes {
+		if n.Name == a.o.Self.Name {
+			continue
+		}
+		wg.Go(func() {
+			if a.askFailsafe(ctx, n, body) {
+				mu.Lock()
+				confirmed[n.Name] = true
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	ok := len(confirmed) > len(a.o.Nodes)/2
+	for _, s := range syncs {
+		ok = ok && confirmed[s]
+	}
+	if !ok {
+		a.log.Warn("etcd unreachable and no majority confirms this primary", "confirmed", len(confirmed), "members", len(a.o.Nodes))
+		return
+	}
+	a.mu.Lock()
+	a.st.failsafeAt = sent
+	a.mu.Unlock()
+	a.log.Warn("etcd unreachable; a majority confirms this primary, which keeps serving", "confirmed", len(confirmed))
+}
+
+func (a *Agent) askFailsafe(ctx context.Context, n Node, body []byte) bool {
+	ctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, n.APIURL+"/failsafe", bytes.NewReader(body))
+	if err != nil {
+		return false
+	}
+	if a.o.APIToken != "" {
+		req.Header.Set("Authorization", "Bearer "+a.o.APIToken)
+	}
+	resp, err := a.o.PeerClient.Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+// confirmFailsafe answers a failsafe request: yes only if this agent cannot
+// reach etcd itself, does not lead, and follows that leader's term; it then
+// promises not to campaign for a TTL.
+func (a *Agent) confirmFailsafe(ctx context.Context, req failsafeRequest) error {
+	a.mu.Lock()
+	leading, term, ttl := a.st.leading, a.st.term, time.Duration(a.st.cfg.TTL)
+	a.mu.Unlock()
+	if leading {
+		return errors.New("this node leads")
+	}
+	if req.Term < term {
+		return fmt.Errorf("term %d is older than %d", req.Term, term)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	if _, err := a.o.Store.Read(ctx); err == nil {
+		return errors.New("etcd is reachable from here: the leader lease decides")
+	}
+	a.mu.Lock()
+	a.st.promised = time.Now().Add(ttl)
+	a.mu.Unlock()
+	return nil
+}

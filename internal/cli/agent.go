@@ -1,0 +1,213 @@
+package cli
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/bulwarkdb/bulwark/internal/agent"
+	"github.com/bulwarkdb/bulwark/internal/cluster"
+	"github.com/bulwarkdb/bulwark/internal/pg"
+	"github.com/bulwarkdb/bulwark/internal/plan"
+)
+
+func (a *app) newAgentCmd() *cobra.Command {
+	var node string
+	cmd := &cobra.Command{
+		Use:   "agent --plan bulwark.yaml --node NAME",
+		Short: "Run the HA agent beside one PostgreSQL node",
+		Long: "Run the HA agent of node NAME: it starts, promotes, demotes, clones and rewinds the node's\n" +
+			"PostgreSQL as the cluster's leader election in etcd decides, and serves the node's REST API.\n" +
+			"Stopping the agent leaves PostgreSQL running. Logs are JSON on stderr.",
+		Args: args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p, c, err := a.clusterPlan()
+			if err != nil {
+				return err
+			}
+			if os.Geteuid() == 0 {
+				return errors.New("the agent runs PostgreSQL, which refuses root: run it as the postgres OS user")
+			}
+			self, ok := c.Node(node)
+			if !ok {
+				return usageError{fmt.Errorf("--node %q: the plan's nodes are %s", node, strings.Join(c.NodeNames(), ", "))}
+			}
+			store, err := a.openClusterStore(c)
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			o, err := a.agentOptions(p, c, self)
+			if err != nil {
+				return err
+			}
+			o.Store = store
+			o.Logger = slog.New(slog.NewJSONHandler(a.stderr, &slog.HandlerOptions{Level: a.level}))
+			ag, err := agent.New(o)
+			if err != nil {
+				return err
+			}
+			return ag.Run(cmd.Context())
+		},
+	}
+	cmd.Flags().StringVar(&node, "node", "", "this node's name in the plan's cluster.nodes")
+	cmd.MarkFlagRequired("node")
+	return cmd
+}
+
+// clusterPlan returns the plan and its cluster section, or a usage error.
+func (a *app) clusterPlan() (*plan.Plan, *plan.Cluster, error) {
+	if a.plan == nil {
+		return nil, nil, usageError{errors.New("this command needs --plan (or BULWARK_PLAN) naming a plan with a cluster section")}
+	}
+	if a.plan.Cluster == nil {
+		return nil, nil, usageError{fmt.Errorf("plan %s has no cluster section", a.plan.Path)}
+	}
+	return a.plan, a.plan.Cluster, nil
+}
+
+func (a *app) openClusterStore(c *plan.Cluster) (*cluster.Store, error) {
+	var tc *tls.Config
+	if t := c.Etcd.TLS; t != (plan.TLS{}) {
+		var err error
+		if tc, err = clientTLS(t); err != nil {
+			return nil, fmt.Errorf("etcd TLS: %w", err)
+		}
+	}
+	return cluster.Open(cluster.Options{Endpoints: c.Etcd.Endpoints, TLS: tc, Cluster: c.Name})
+}
+
+func apiURL(c *plan.Cluster, n plan.Node) string {
+	scheme := "http"
+	if c.APITLS.CertFile != "" {
+		scheme = "https"
+	}
+	return scheme + "://" + n.API
+}
+
+func agentNodes(c *plan.Cluster) []agent.Node {
+	nodes := make([]agent.Node, len(c.Nodes))
+	for i, n := range c.Nodes {
+		nodes[i] = agent.Node{Name: n.Name, Host: n.Host, Port: n.Port, APIURL: apiURL(c, n)}
+	}
+	return nodes
+}
+
+// initialConfig is the dynamic configuration an agent stores when etcd has
+// none yet: the plan's.
+func initialConfig(p *plan.Plan) cluster.Config {
+	c := p.Cluster
+	mode := cluster.ModeAsync
+	switch p.Replication.Mode {
+	case plan.ReplicationSync:
+		mode = cluster.ModeSync
+	case plan.ReplicationQuorum:
+		mode = cluster.ModeQuorum
+	}
+	return cluster.Config{TTL: cluster.Duration(c.TTL), LoopWait: cluster.Duration(c.LoopWait), Mode: mode,
+		SyncCount: p.Replication.SyncCount, Strict: p.Replication.Strict, MaximumLagOnFailover: c.MaximumLagOnFailover,
+		Parameters: c.Parameters}
+}
+
+func (a *app) agentOptions(p *plan.Plan, c *plan.Cluster, self plan.Node) (agent.Options, error) {
+	o := agent.Options{
+		Self:        agent.Node{Name: self.Name, Host: self.Host, Port: self.Port, APIURL: apiURL(c, self)},
+		Nodes:       agentNodes(c),
+		PG:          pg.Instance{BinDir: p.Postgres.BinDir, DataDir: self.PGData},
+		Config:      initialConfig(p),
+		ConnOptions: c.ConnOptions,
+		APIListen:   self.API,
+	}
+	token, err := readToken(c.APITokenFile)
+	if err != nil {
+		return o, err
+	}
+	o.APIToken = token
+	if c.APITLS.CertFile != "" {
+		if o.APITLS, err = serverTLS(c.APITLS); err != nil {
+			return o, fmt.Errorf("API TLS: %w", err)
+		}
+		ct, err := clientTLS(plan.TLS{CAFile: c.APITLS.CAFile, CertFile: c.APITLS.CertFile, KeyFile: c.APITLS.KeyFile})
+		if err != nil {
+			return o, fmt.Errorf("API TLS: %w", err)
+		}
+		o.PeerClient = &http.Client{Timeout: time.Second, Transport: &http.Transport{TLSClientConfig: ct,
+			DialContext: (&net.Dialer{Timeout: time.Second, KeepAlive: 2 * time.Second}).DialContext}}
+	}
+	return o, nil
+}
+
+func readToken(path string) (string, error) {
+	if path == "" {
+		return "", nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("API token: %w", err)
+	}
+	tok := strings.TrimSpace(string(data))
+	if tok == "" {
+		return "", fmt.Errorf("API token file %s is empty", path)
+	}
+	return tok, nil
+}
+
+func certPool(caFile string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s holds no PEM certificate", caFile)
+	}
+	return pool, nil
+}
+
+// clientTLS builds the TLS configuration of a client: the CA that verifies
+// servers and, if given, a client certificate.
+func clientTLS(t plan.TLS) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if t.CAFile != "" {
+		pool, err := certPool(t.CAFile)
+		if err != nil {
+			return nil, err
+		}
+		tc.RootCAs = pool
+	}
+	if t.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, err
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
+}
+
+// serverTLS builds the API server's TLS configuration; with a CA file,
+// client certificates it verifies authorize mutating requests.
+func serverTLS(t plan.TLS) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+	if err != nil {
+		return nil, err
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	if t.CAFile != "" {
+		pool, err := certPool(t.CAFile)
+		if err != nil {
+			return nil, err
+		}
+		tc.ClientCAs, tc.ClientAuth = pool, tls.VerifyClientCertIfGiven
+	}
+	return tc, nil
+}

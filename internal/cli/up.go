@@ -1,0 +1,405 @@
+package cli
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/bulwarkdb/bulwark/internal/cluster"
+	"github.com/bulwarkdb/bulwark/internal/localetcd"
+	"github.com/bulwarkdb/bulwark/internal/pg"
+	"github.com/bulwarkdb/bulwark/internal/plan"
+)
+
+// A local cluster (bulwark up) lives in one directory:
+//
+//	DIR/bulwark.yaml          the plan describing it
+//	DIR/api-token             the REST API's bearer token (0600)
+//	DIR/etcd/                 embedded etcd's data; DIR/etcd.pid, DIR/etcd.log
+//	DIR/NODE/pgdata           each node's PostgreSQL
+//	DIR/NODE/agent.pid        its agent's PID; DIR/NODE/agent.log its log
+const localPlan = "bulwark.yaml"
+
+type upFlags struct {
+	dir         string
+	nodes       int
+	replication string
+	ttl         time.Duration
+	timeout     time.Duration
+}
+
+func (a *app) newUpCmd() *cobra.Command {
+	var f upFlags
+	cmd := &cobra.Command{
+		Use:   "up --dir DIR [--nodes 3] [--replication async|sync|quorum]",
+		Short: "Start a local HA cluster on loopback (embedded etcd, agents, PostgreSQL)",
+		Long: "Start a whole cluster on this machine under DIR: an embedded etcd, and for each node an agent\n" +
+			"and its PostgreSQL, with the plan DIR/bulwark.yaml describing it. Returns once the cluster is\n" +
+			"healthy and prints each node's connection string and API URL. Run again to restart whatever\n" +
+			"is not running. For development, drills and the demo; production uses external etcd.",
+		Args: args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error { return a.up(cmd.Context(), f) },
+	}
+	cmd.Flags().StringVar(&f.dir, "dir", "", "directory for the cluster (created)")
+	cmd.Flags().IntVar(&f.nodes, "nodes", 3, "number of nodes")
+	cmd.Flags().StringVar(&f.replication, "replication", "async", "async, sync or quorum (quorum: ANY 1)")
+	cmd.Flags().DurationVar(&f.ttl, "ttl", plan.DefaultTTL, "leader lease TTL")
+	cmd.Flags().DurationVar(&f.timeout, "timeout", 2*time.Minute, "give up if the cluster is not healthy by then")
+	cmd.MarkFlagRequired("dir")
+	return cmd
+}
+
+func (a *app) up(ctx context.Context, f upFlags) error {
+	if f.nodes < 1 || f.nodes > 9 {
+		return usageError{errors.New("--nodes must be from 1 to 9")}
+	}
+	switch f.replication {
+	case "async", "sync", "quorum":
+	default:
+		return usageError{fmt.Errorf("--replication %q: want async, sync or quorum", f.replication)}
+	}
+	dir, err := filepath.Abs(f.dir)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	p, err := plan.Load(filepath.Join(dir, localPlan))
+	if errors.Is(err, fs.ErrNotExist) {
+		p, err = writeLocalPlan(dir, f)
+	}
+	if err != nil {
+		return err
+	}
+	c := p.Cluster
+	if err := a.startLocalEtcd(dir, c.Etcd.Endpoints[0]); err != nil {
+		return err
+	}
+	for _, n := range c.Nodes {
+		if err := a.startLocalAgent(dir, p, n); err != nil {
+			return err
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	st, err := a.waitHealthy(ctx, c)
+	if err != nil {
+		return fmt.Errorf("cluster in %s not healthy: %w (logs: %s/*/agent.log)", dir, err, dir)
+	}
+	if a.json() {
+		return json.NewEncoder(a.stdout).Encode(st)
+	}
+	fmt.Fprintf(a.stdout, "cluster %s is up: leader %s, replication %s\nplan: %s\n", c.Name, st.Leader, st.Mode, p.Path)
+	for _, m := range st.Members {
+		fmt.Fprintf(a.stdout, "  %-4s %-8s api %s  conn %q\n", m.Name, m.Role, m.APIURL, m.Conn)
+	}
+	return nil
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func writeLocalPlan(dir string, f upFlags) (*plan.Plan, error) {
+	ports := make([]int, 2+2*f.nodes)
+	for i := range ports {
+		p, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		ports[i] = p
+	}
+	tok := make([]byte, 24)
+	rand.Read(tok)
+	tokenFile := filepath.Join(dir, "api-token")
+	if err := os.WriteFile(tokenFile, []byte(hex.EncodeToString(tok)+"\n"), 0o600); err != nil {
+		return nil, err
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, `# A local cluster started by bulwark up.
+version: 1
+service: {name: local, tier: 2, rto: 1m, rpo: %s}
+postgres: {pgdata: %s}
+repositories:
+  - {name: local, url: "file://%s"}
+replication: {mode: %s%s}
+cluster:
+  etcd: {endpoints: ["http://127.0.0.1:%d"]}
+  ttl: %s
+  loop_wait: 1s
+  api_token_file: %s
+  parameters: {unix_socket_directories: /tmp, max_connections: 100, shared_buffers: 32MB}
+  nodes:
+`, map[bool]string{true: "0s", false: "30s"}[f.replication != "async"], filepath.Join(dir, "n1", "pgdata"),
+		filepath.Join(dir, "repo"), f.replication, map[bool]string{true: ", sync_count: 1", false: ""}[f.replication == "quorum"],
+		ports[0], f.ttl, tokenFile)
+	for i := range f.nodes {
+		name := fmt.Sprintf("n%d", i+1)
+		fmt.Fprintf(&b, "    - {name: %s, host: 127.0.0.1, port: %d, api: \"127.0.0.1:%d\", pgdata: %s}\n",
+			name, ports[2+2*i], ports[3+2*i], filepath.Join(dir, name, "pgdata"))
+	}
+	fmt.Fprintf(&b, "# etcd peer port: %d\n", ports[1])
+	path := filepath.Join(dir, localPlan)
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		return nil, err
+	}
+	return plan.Load(path)
+}
+
+// pidAlive reads a PID file and says whether that process runs.
+func pidAlive(path string) (int, bool) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0, false
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil || pid <= 0 {
+		return 0, false
+	}
+	return pid, syscall.Kill(pid, 0) == nil
+}
+
+// spawn starts this binary with argv in its own session, logging to
+// logPath, records its PID in pidPath, and leaves it running. As root it
+// runs as owner when owner is not nil.
+func spawn(argv []string, logPath, pidPath string, owner *syscall.Credential) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	cmd := exec.Command(exe, argv...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Credential: owner}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	if err := os.WriteFile(pidPath, []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o644); err != nil {
+		return err
+	}
+	return cmd.Process.Release()
+}
+
+func (a *app) startLocalEtcd(dir, endpoint string) error {
+	if _, ok := pidAlive(filepath.Join(dir, "etcd.pid")); ok {
+		return nil
+	}
+	data, err := os.ReadFile(filepath.Join(dir, localPlan))
+	if err != nil {
+		return err
+	}
+	_, peer, _ := strings.Cut(string(data), "# etcd peer port: ")
+	peer = strings.TrimSpace(peer)
+	if peer == "" {
+		return errors.New("plan has no etcd peer port line")
+	}
+	return spawn([]string{"etcd", "--dir", filepath.Join(dir, "etcd"), "--client-url", endpoint, "--peer-url", "http://127.0.0.1:" + peer},
+		filepath.Join(dir, "etcd.log"), filepath.Join(dir, "etcd.pid"), nil)
+}
+
+// postgresOwner is the credential agents run with when up runs as root:
+// PostgreSQL refuses root.
+func postgresOwner() (*syscall.Credential, error) {
+	if os.Geteuid() != 0 {
+		return nil, nil
+	}
+	u, err := user.Lookup("postgres")
+	if err != nil {
+		return nil, fmt.Errorf("running as root needs the postgres OS user for the agents: %w", err)
+	}
+	uid, _ := strconv.ParseUint(u.Uid, 10, 32)
+	gid, _ := strconv.ParseUint(u.Gid, 10, 32)
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
+}
+
+func (a *app) startLocalAgent(dir string, p *plan.Plan, n plan.Node) error {
+	nodeDir := filepath.Join(dir, n.Name)
+	if _, ok := pidAlive(filepath.Join(nodeDir, "agent.pid")); ok {
+		return nil
+	}
+	if err := os.MkdirAll(n.PGData, 0o700); err != nil {
+		return err
+	}
+	owner, err := postgresOwner()
+	if err != nil {
+		return err
+	}
+	if owner != nil {
+		for _, path := range []string{nodeDir, n.PGData, filepath.Join(dir, "api-token")} {
+			if err := os.Chown(path, int(owner.Uid), int(owner.Gid)); err != nil {
+				return err
+			}
+		}
+	}
+	return spawn([]string{"agent", "--plan", p.Path, "--node", n.Name}, filepath.Join(nodeDir, "agent.log"),
+		filepath.Join(nodeDir, "agent.pid"), owner)
+}
+
+// waitHealthy waits until the cluster has a running primary and every
+// other member streams from it.
+func (a *app) waitHealthy(ctx context.Context, c *plan.Cluster) (clusterStatus, error) {
+	s, err := a.openClusterStore(c)
+	if err != nil {
+		return clusterStatus{}, err
+	}
+	defer s.Close()
+	var last string
+	for {
+		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		snap, err := s.Read(rctx)
+		cancel()
+		if err == nil {
+			st := buildClusterStatus(c, snap)
+			if why := unhealthy(st); why == "" {
+				return st, nil
+			} else {
+				last = why
+			}
+		} else {
+			last = err.Error()
+		}
+		select {
+		case <-ctx.Done():
+			return clusterStatus{}, errors.New(last)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func unhealthy(st clusterStatus) string {
+	if st.Leader == "" {
+		return "no leader"
+	}
+	for _, m := range st.Members {
+		switch {
+		case m.Leader && (m.Role != string(cluster.RolePrimary) || m.State != "running"):
+			return m.Name + " leads but is " + m.State
+		case !m.Leader && m.State != "streaming":
+			return m.Name + " is " + m.State
+		case st.Sync != nil && st.Sync.Quorum > 0 && len(st.Sync.Standbys) < st.Sync.Quorum:
+			return "synchronous standbys not named yet"
+		}
+	}
+	return ""
+}
+
+func (a *app) newDownCmd() *cobra.Command {
+	var dir string
+	cmd := &cobra.Command{
+		Use:   "down --dir DIR",
+		Short: "Stop a local cluster started by bulwark up (agents, PostgreSQL, etcd)",
+		Args:  args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p, err := plan.Load(filepath.Join(dir, localPlan))
+			if err != nil {
+				return err
+			}
+			var errs []error
+			for _, n := range p.Cluster.Nodes {
+				stopPID(filepath.Join(dir, n.Name, "agent.pid"))
+			}
+			owner, _ := postgresOwner()
+			for _, n := range p.Cluster.Nodes {
+				errs = append(errs, stopPostgres(cmd.Context(), p.Postgres.BinDir, n.PGData, owner))
+			}
+			stopPID(filepath.Join(dir, "etcd.pid"))
+			if err := errors.Join(errs...); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "cluster in %s stopped (data kept)\n", dir)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dir, "dir", "", "the directory given to bulwark up")
+	cmd.MarkFlagRequired("dir")
+	return cmd
+}
+
+// stopPID sends SIGTERM to the process in a PID file and waits up to 10 s,
+// then SIGKILLs it. A SIGSTOPped process is continued first.
+func stopPID(path string) {
+	pid, ok := pidAlive(path)
+	if !ok {
+		return
+	}
+	syscall.Kill(pid, syscall.SIGCONT)
+	syscall.Kill(pid, syscall.SIGTERM)
+	for range 100 {
+		if syscall.Kill(pid, 0) != nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	syscall.Kill(pid, syscall.SIGKILL)
+}
+
+func stopPostgres(ctx context.Context, binDir, dataDir string, owner *syscall.Credential) error {
+	inst := pg.Instance{BinDir: binDir, DataDir: dataDir}
+	pid, ok := inst.PID()
+	if !ok {
+		return nil
+	}
+	syscall.Kill(pid, syscall.SIGCONT)
+	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "pg_ctl"), "stop", "-D", dataDir, "-m", "fast", "-w", "-t", "60")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: owner}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("stop PostgreSQL in %s: %w: %s", dataDir, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+func (a *app) newEtcdCmd() *cobra.Command {
+	var o localetcd.Options
+	cmd := &cobra.Command{
+		Use:    "etcd --dir DIR --client-url URL --peer-url URL",
+		Short:  "Run a single-member embedded etcd (local clusters; production uses external etcd)",
+		Hidden: true,
+		Args:   args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM)
+			defer stop()
+			srv, err := localetcd.Start(ctx, o)
+			if err != nil {
+				return err
+			}
+			defer srv.Close()
+			a.log.Info("etcd serving", "url", srv.ClientURL())
+			select {
+			case <-ctx.Done():
+				return nil
+			case err := <-srv.Err():
+				return err
+			}
+		},
+	}
+	cmd.Flags().StringVar(&o.Dir, "dir", "", "data directory")
+	cmd.Flags().StringVar(&o.ClientURL, "client-url", "", "client URL, such as http://127.0.0.1:2379")
+	cmd.Flags().StringVar(&o.PeerURL, "peer-url", "", "peer URL")
+	return cmd
+}
