@@ -51,12 +51,8 @@ type Options struct {
 	APITLS      *tls.Config // nil: plain HTTP
 	APIToken    string      // bearer token for mutating endpoints; "" means client certificates only
 	PeerClient  *http.Client
-	MaxRestarts int // in-place restarts of a crashed primary before resigning; DefaultMaxRestarts if 0
 	Logger      *slog.Logger
 }
-
-// DefaultMaxRestarts is Options.MaxRestarts when 0.
-const DefaultMaxRestarts = 1
 
 // fenceName is a synchronous standby name no standby has: naming it makes
 // every commit wait.
@@ -107,9 +103,6 @@ type state struct {
 func New(o Options) (*Agent, error) {
 	if o.Store == nil || o.Self.Name == "" {
 		return nil, errors.New("agent: Store and Self are required")
-	}
-	if o.MaxRestarts == 0 {
-		o.MaxRestarts = DefaultMaxRestarts
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -302,7 +295,7 @@ func (a *Agent) input(ctx context.Context, snap cluster.Snapshot, local ha.Local
 	a.mu.Lock()
 	in := ha.Input{
 		Self: a.o.Self.Name, Now: time.Now(), Config: a.st.cfg, Snap: snap, Local: local,
-		Restarts: a.st.restarts, MaxRestarts: a.o.MaxRestarts, Promised: a.st.promised,
+		Restarts: a.st.restarts, MaxRestarts: a.st.cfg.CrashRestarts, Promised: a.st.promised,
 		LastLeaderLSN: a.st.leaderLSN,
 	}
 	a.mu.Unlock()

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -248,26 +249,35 @@ func (a *Agent) createSlots(ctx context.Context) error {
 // up, the local server starts again as primary and the request is dropped.
 func (a *Agent) switchover(ctx context.Context, in ha.Input, target string) error {
 	a.log.Info("switchover: stopping the primary", "to", target)
-	n, _ := a.node(target)
 	if err := a.o.PG.Stop(ctx, "fast", stopTimeout); err != nil {
 		return err
 	}
+	err := a.handover(ctx, in, target)
+	if err != nil {
+		// Still the leader: serve again and drop the request, so it is
+		// not retried in a loop.
+		a.log.Warn("switchover abandoned; restarting as primary", "to", target, "err", err)
+		dctx, cancel := context.WithTimeout(ctx, time.Second)
+		a.o.Store.DeleteRequest(dctx)
+		cancel()
+		return errors.Join(err, a.o.PG.Start(ctx, startTimeout))
+	}
+	return nil
+}
+
+func (a *Agent) handover(ctx context.Context, in ha.Input, target string) error {
+	n, _ := a.node(target)
 	c, err := a.o.PG.Controldata(ctx)
 	if err != nil {
 		return err
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	for deadline := time.Now().Add(10 * time.Second); ; {
 		p := a.askPeer(ctx, n)
 		if p.Reachable && p.LSN >= c.Checkpoint {
 			break
 		}
 		if time.Now().After(deadline) {
-			a.log.Warn("switchover abandoned: target did not receive all WAL", "to", target, "need", c.Checkpoint, "has", p.LSN)
-			dctx, cancel := context.WithTimeout(ctx, time.Second)
-			a.o.Store.DeleteRequest(dctx)
-			cancel()
-			return a.o.PG.Start(ctx, startTimeout)
+			return fmt.Errorf("%s did not receive all WAL (needs %s, has %s)", target, c.Checkpoint, p.LSN)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

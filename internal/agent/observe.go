@@ -151,23 +151,34 @@ func (a *Agent) diverged(ctx context.Context, snap cluster.Snapshot, local ha.Lo
 	if !ok || lm.Role != cluster.RolePrimary {
 		return false
 	}
+	end, tli := local.LSN, local.Timeline
 	if !local.Running {
 		c, err := a.o.PG.Controldata(ctx)
 		if err != nil {
 			return false
 		}
-		wasPrimary := c.State == "in production" || c.State == "shut down"
-		return wasPrimary && (lm.Timeline > c.Timeline || c.SystemID != lm.SystemID)
-	}
-	if local.Primary || local.Streaming || lm.Timeline <= local.Timeline {
+		if c.SystemID != lm.SystemID {
+			// Not a copy of this cluster at all: a misconfiguration a
+			// human must look at, never a reason to wipe it.
+			a.log.Error("data directory belongs to another cluster; not following", "system_id", c.SystemID, "cluster_system_id", lm.SystemID)
+			return false
+		}
+		if c.State == "in production" || c.State == "shut down" {
+			return lm.Timeline > c.Timeline // a former primary: pg_rewind decides
+		}
+		end, tli = max(c.Checkpoint, c.MinRecovery), c.Timeline
+	} else if local.Primary || local.Streaming {
 		return false
 	}
-	fork, err := a.forkPoint(ctx, snap.Leader.Name, lm.Timeline, local.Timeline)
+	if lm.Timeline <= tli {
+		return false
+	}
+	fork, err := a.forkPoint(ctx, snap.Leader.Name, lm.Timeline, tli)
 	if err != nil {
 		a.log.Debug("read leader's timeline history", "err", err)
 		return false
 	}
-	return local.LSN > fork
+	return end > fork
 }
 
 // forkPoint reads the leader's history for its timeline and returns where

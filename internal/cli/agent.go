@@ -115,7 +115,7 @@ func initialConfig(p *plan.Plan) cluster.Config {
 	}
 	return cluster.Config{TTL: cluster.Duration(c.TTL), LoopWait: cluster.Duration(c.LoopWait), Mode: mode,
 		SyncCount: p.Replication.SyncCount, Strict: p.Replication.Strict, MaximumLagOnFailover: c.MaximumLagOnFailover,
-		Parameters: c.Parameters}
+		Parameters: c.Parameters, CrashRestarts: c.CrashRestarts}
 }
 
 func (a *app) agentOptions(p *plan.Plan, c *plan.Cluster, self plan.Node) (agent.Options, error) {

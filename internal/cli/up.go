@@ -37,11 +37,12 @@ import (
 const localPlan = "bulwark.yaml"
 
 type upFlags struct {
-	dir         string
-	nodes       int
-	replication string
-	ttl         time.Duration
-	timeout     time.Duration
+	dir           string
+	nodes         int
+	replication   string
+	ttl           time.Duration
+	crashRestarts int
+	timeout       time.Duration
 }
 
 func (a *app) newUpCmd() *cobra.Command {
@@ -60,6 +61,7 @@ func (a *app) newUpCmd() *cobra.Command {
 	cmd.Flags().IntVar(&f.nodes, "nodes", 3, "number of nodes")
 	cmd.Flags().StringVar(&f.replication, "replication", "async", "async, sync or quorum (quorum: ANY 1)")
 	cmd.Flags().DurationVar(&f.ttl, "ttl", plan.DefaultTTL, "leader lease TTL")
+	cmd.Flags().IntVar(&f.crashRestarts, "crash-restarts", plan.DefaultCrashRestarts, "restarts of a crashed primary in place before failing over (0: fail over at once)")
 	cmd.Flags().DurationVar(&f.timeout, "timeout", 2*time.Minute, "give up if the cluster is not healthy by then")
 	cmd.MarkFlagRequired("dir")
 	return cmd
@@ -149,12 +151,13 @@ cluster:
   etcd: {endpoints: ["http://127.0.0.1:%d"]}
   ttl: %s
   loop_wait: 1s
+  crash_restarts: %d
   api_token_file: %s
   parameters: {unix_socket_directories: /tmp, max_connections: 100, shared_buffers: 32MB}
   nodes:
 `, map[bool]string{true: "0s", false: "30s"}[f.replication != "async"], filepath.Join(dir, "n1", "pgdata"),
 		filepath.Join(dir, "repo"), f.replication, map[bool]string{true: ", sync_count: 1", false: ""}[f.replication == "quorum"],
-		ports[0], f.ttl, tokenFile)
+		ports[0], f.ttl, f.crashRestarts, tokenFile)
 	for i := range f.nodes {
 		name := fmt.Sprintf("n%d", i+1)
 		fmt.Fprintf(&b, "    - {name: %s, host: 127.0.0.1, port: %d, api: \"127.0.0.1:%d\", pgdata: %s}\n",

@@ -85,6 +85,10 @@ type Config struct {
 	MaximumLagOnFailover int64             `json:"maximum_lag_on_failover"`
 	Parameters           map[string]string `json:"parameters,omitempty"`
 	Paused               bool              `json:"paused"` // maintenance: agents take no automatic action
+	// CrashRestarts is how many times the leader's agent restarts a
+	// crashed PostgreSQL in place before it gives up leadership; 0 fails
+	// over at once.
+	CrashRestarts int `json:"crash_restarts"`
 	// RestartGeneration increases with each rolling restart requested.
 	RestartGeneration uint64 `json:"restart_generation"`
 }

@@ -87,10 +87,14 @@ func (s *Store) key(k string) string { return s.prefix + k }
 
 // Snapshot is everything a cluster keeps in etcd, read at one revision.
 type Snapshot struct {
-	Revision  int64
-	Leader    *Leader // nil: no leader
-	LeaderRev int64   // the leader key's creation revision: guards leader writes
-	Term      uint64  // the highest term ever granted
+	Revision int64
+	Leader   *Leader // nil: no leader
+	// LeaderRev is the revision at which the leader key got its value. It
+	// guards leader-only writes: a leader never rewrites its key (the
+	// lease keeps it alive), so the revision changes only when leadership
+	// does, by expiry or handover.
+	LeaderRev int64
+	Term      uint64 // the highest term ever granted
 	termRev   int64
 	Members   map[string]Member
 	Leases    map[string]int64 // member name → the lease its member key is under
@@ -116,7 +120,7 @@ func (s *Store) Read(ctx context.Context) (Snapshot, error) {
 		var err error
 		switch {
 		case k == keyLeader:
-			snap.Leader, snap.LeaderRev = new(Leader), kv.CreateRevision
+			snap.Leader, snap.LeaderRev = new(Leader), kv.ModRevision
 			err = json.Unmarshal(kv.Value, snap.Leader)
 		case k == keyTerm:
 			snap.Term, err = strconv.ParseUint(string(kv.Value), 10, 64)
@@ -197,9 +201,9 @@ func (s *Store) Campaign(ctx context.Context, snap Snapshot, name string, lease 
 	return l, resp.Header.Revision, true, nil
 }
 
-// Handover gives leadership from the leader whose key was created at
+// Handover gives leadership from the leader whose key was written at
 // leaderRev to another member, under that member's lease, with the next
-// term. ErrNotLeader if the caller no longer leads.
+// term, in one transaction. ErrNotLeader if the caller no longer leads.
 func (s *Store) Handover(ctx context.Context, leaderRev int64, snap Snapshot, to string, now time.Time) (Leader, error) {
 	lease, ok := snap.Leases[to]
 	if !ok {
@@ -208,10 +212,9 @@ func (s *Store) Handover(ctx context.Context, leaderRev int64, snap Snapshot, to
 	l := Leader{Name: to, Term: snap.Term + 1, Since: now}
 	val, _ := json.Marshal(l)
 	resp, err := s.cli.Txn(ctx).If(
-		clientv3.Compare(clientv3.CreateRevision(s.key(keyLeader)), "=", leaderRev),
+		clientv3.Compare(clientv3.ModRevision(s.key(keyLeader)), "=", leaderRev),
 		clientv3.Compare(clientv3.ModRevision(s.key(keyTerm)), "=", snap.termRev),
 	).Then(
-		clientv3.OpDelete(s.key(keyLeader)),
 		clientv3.OpPut(s.key(keyTerm), strconv.FormatUint(l.Term, 10)),
 		clientv3.OpPut(s.key(keyLeader), string(val), clientv3.WithLease(clientv3.LeaseID(lease))),
 		clientv3.OpDelete(s.key(keyRequest)),
@@ -231,11 +234,11 @@ func (s *Store) Resign(ctx context.Context, leaderRev int64) error {
 	return err
 }
 
-// guarded runs ops only if the leader key still has creation revision
+// guarded runs ops only if the leader key is still the one written at
 // leaderRev. ErrNotLeader otherwise.
 func (s *Store) guarded(ctx context.Context, leaderRev int64, ops ...clientv3.Op) (*clientv3.TxnResponse, error) {
 	resp, err := s.cli.Txn(ctx).If(
-		clientv3.Compare(clientv3.CreateRevision(s.key(keyLeader)), "=", leaderRev),
+		clientv3.Compare(clientv3.ModRevision(s.key(keyLeader)), "=", leaderRev),
 	).Then(ops...).Commit()
 	if err != nil {
 		return nil, err

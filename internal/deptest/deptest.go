@@ -24,3 +24,18 @@ func Forbid(t *testing.T, forbidden func(dep string) bool) {
 		}
 	}
 }
+
+// ForbidImports is Forbid for the package's direct imports only (go list
+// .Imports), for rules about what a package itself may use.
+func ForbidImports(t *testing.T, forbidden func(dep string) bool) {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-f", `{{join .Imports " "}}`, ".").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for _, dep := range strings.Fields(string(out)) {
+		if forbidden(dep) {
+			t.Errorf("imports %s", dep)
+		}
+	}
+}

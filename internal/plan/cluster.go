@@ -28,6 +28,10 @@ type Cluster struct {
 	TTL time.Duration
 	// LoopWait is how often each agent observes and acts; < TTL/2.
 	LoopWait time.Duration
+	// CrashRestarts is how many times the leader's agent restarts a
+	// crashed PostgreSQL in place before giving up leadership; 0 fails
+	// over at once. DefaultCrashRestarts when not given.
+	CrashRestarts int
 	// MaximumLagOnFailover is how far behind (in bytes of WAL) a replica may
 	// be and still be promoted by an automatic failover.
 	MaximumLagOnFailover int64
@@ -72,6 +76,7 @@ const (
 	DefaultTTL                  = 10 * time.Second
 	DefaultLoopWait             = time.Second
 	DefaultMaximumLagOnFailover = 1 << 20
+	DefaultCrashRestarts        = 1
 )
 
 // Node returns the node named name, or false.
@@ -94,7 +99,7 @@ func (c *Cluster) NodeNames() []string {
 }
 
 func (d *decoder) cluster(path string, v ast.Node, c **Cluster) {
-	x := &Cluster{MaximumLagOnFailover: -1} // -1 until given: 0 is a valid limit
+	x := &Cluster{MaximumLagOnFailover: -1, CrashRestarts: -1} // -1 until given: 0 is valid for both
 	*c = x
 	d.mapping(path, v, []field{
 		{"name", func(path string, v ast.Node) { d.str(path, v, &x.Name) }},
@@ -107,6 +112,7 @@ func (d *decoder) cluster(path string, v ast.Node, c **Cluster) {
 		}},
 		{"ttl", func(path string, v ast.Node) { d.duration(path, v, &x.TTL) }},
 		{"loop_wait", func(path string, v ast.Node) { d.duration(path, v, &x.LoopWait) }},
+		{"crash_restarts", func(path string, v ast.Node) { d.int(path, v, &x.CrashRestarts) }},
 		{"maximum_lag_on_failover", func(path string, v ast.Node) { d.size(path, v, &x.MaximumLagOnFailover) }},
 		{"api_token_file", func(path string, v ast.Node) { d.str(path, v, &x.APITokenFile) }},
 		{"api_tls", func(path string, v ast.Node) { d.tls(path, v, &x.APITLS) }},
@@ -251,6 +257,9 @@ func (d *decoder) validateCluster(p *Plan) {
 	if d.ok["cluster.loop_wait"] && (loop < 10*time.Millisecond || loop*2 > ttl) {
 		d.report("cluster.loop_wait", d.where("cluster.loop_wait"), "must be from 10ms to half the ttl (%s), so the leader renews its lease at least twice per ttl", ttl)
 	}
+	if d.ok["cluster.crash_restarts"] && (c.CrashRestarts < 0 || c.CrashRestarts > 10) {
+		d.report("cluster.crash_restarts", d.where("cluster.crash_restarts"), "must be from 0 (fail over at once) to 10, not %d", c.CrashRestarts)
+	}
 	if d.ok["cluster.api_token_file"] {
 		d.check("cluster.api_token_file", checkPath(c.APITokenFile))
 	}
@@ -346,6 +355,9 @@ func (p *Plan) fillClusterDefaults() {
 	c.Region = cmp.Or(c.Region, p.Service.Region)
 	c.TTL = cmp.Or(c.TTL, DefaultTTL)
 	c.LoopWait = cmp.Or(c.LoopWait, DefaultLoopWait)
+	if c.CrashRestarts < 0 {
+		c.CrashRestarts = DefaultCrashRestarts
+	}
 	if c.MaximumLagOnFailover < 0 {
 		c.MaximumLagOnFailover = DefaultMaximumLagOnFailover
 	}
