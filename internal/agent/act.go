@@ -238,6 +238,9 @@ func (a *Agent) clone(ctx context.Context, leader string, wipe bool) error {
 			return err
 		}
 	}
+	a.mu.Lock()
+	a.st.notStreamingSince, a.st.lastLSN = time.Time{}, 0
+	a.mu.Unlock()
 	return a.startReplica(ctx, leader)
 }
 

@@ -84,19 +84,22 @@ type state struct {
 	renewedAt time.Time // send time of the last successful lease renewal
 	// failsafeAt is the send time of the last failsafe round a majority
 	// confirmed while etcd was unreachable.
-	failsafeAt  time.Time
-	fenced      bool
-	promised    time.Time // our failsafe promise not to campaign ends then
-	restarts    int
-	lastLSN     wal.LSN // the furthest local position seen (a crashed server's end of WAL)
-	restartedAt time.Time
-	detected    time.Time // when this agent noticed the leader was gone
-	lastAction  string
-	lastErr     string
-	syncPending *pendingSync
-	ssn         string  // synchronous_standby_names the leader last set
-	leaderLSN   wal.LSN // last LSN the leader published
-	wasLeaderOf string  // set by a demotion: the term we left, for the history
+	failsafeAt time.Time
+	fenced     bool
+	promised   time.Time // our failsafe promise not to campaign ends then
+	restarts   int
+	// notStreamingSince is when the local replica was last seen running
+	// but not streaming (zero while it streams or is not a replica).
+	notStreamingSince time.Time
+	lastLSN           wal.LSN // the furthest local position seen (a crashed server's end of WAL)
+	restartedAt       time.Time
+	detected          time.Time // when this agent noticed the leader was gone
+	lastAction        string
+	lastErr           string
+	syncPending       *pendingSync
+	ssn               string  // synchronous_standby_names the leader last set
+	leaderLSN         wal.LSN // last LSN the leader published
+	wasLeaderOf       string  // set by a demotion: the term we left, for the history
 }
 
 // New checks o and builds an Agent.
@@ -296,7 +299,10 @@ func (a *Agent) input(ctx context.Context, snap cluster.Snapshot, local ha.Local
 	in := ha.Input{
 		Self: a.o.Self.Name, Now: time.Now(), Config: a.st.cfg, Snap: snap, Local: local,
 		Restarts: a.st.restarts, MaxRestarts: a.st.cfg.CrashRestarts, Promised: a.st.promised,
-		LastLeaderLSN: a.st.leaderLSN,
+		LastLeaderLSN: a.st.leaderLSN, StuckAfter: max(30*time.Second, 3*time.Duration(a.st.cfg.TTL)),
+	}
+	if !a.st.notStreamingSince.IsZero() {
+		in.NotStreaming = time.Since(a.st.notStreamingSince)
 	}
 	a.mu.Unlock()
 	if snap.Leader == nil {

@@ -147,8 +147,11 @@ func (a *Agent) manageSync(ctx context.Context, in ha.Input) error {
 	if names != cur {
 		// Widen the record first: it must cover both the standbys that
 		// confirmed past commits and those that will confirm new ones.
+		// A record naming no standby says only the leader holds every
+		// acknowledged commit (just promoted): it stays so until the new
+		// standbys have caught up, below.
 		rec := in.Snap.Sync
-		if rec != nil && rec.Term == term && plan.Quorum > 0 {
+		if rec != nil && rec.Term == term && plan.Quorum > 0 && len(rec.Standbys) > 0 {
 			wide := cluster.Sync{Term: term, Leader: a.o.Self.Name, Quorum: min(rec.Quorum, plan.Quorum),
 				Standbys: union(rec.Standbys, plan.Standbys)}
 			if err := a.putSync(ctx, wide); err != nil {

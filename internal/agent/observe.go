@@ -88,6 +88,12 @@ func (a *Agent) observeLocal(ctx context.Context) ha.Local {
 	a.mu.Lock()
 	a.st.view = v
 	a.st.lastLSN = max(a.st.lastLSN, v.LSN)
+	switch {
+	case !v.Running || v.Primary || v.Streaming:
+		a.st.notStreamingSince = time.Time{}
+	case a.st.notStreamingSince.IsZero():
+		a.st.notStreamingSince = time.Now()
+	}
 	a.mu.Unlock()
 	return v.Local
 }

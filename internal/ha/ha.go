@@ -61,6 +61,10 @@ type Input struct {
 	Promised time.Time
 	// LastLeaderLSN is the last position the leader published.
 	LastLeaderLSN wal.LSN
+	// NotStreaming is how long a running replica has not streamed from
+	// the leader; after StuckAfter it is cloned afresh.
+	NotStreaming time.Duration
+	StuckAfter   time.Duration
 }
 
 // Kind is what an Action does.
@@ -172,6 +176,8 @@ func decideFollower(in Input, leader string) Action {
 		return Action{Kind: StartReplica, Target: leader, Reason: "PostgreSQL is down"}
 	case l.Following != leader:
 		return Action{Kind: Follow, Target: leader, Reason: "following " + cmp.Or(l.Following, "nobody")}
+	case leaderUp && in.StuckAfter > 0 && in.NotStreaming > in.StuckAfter:
+		return Action{Kind: Reinit, Target: leader, Reason: fmt.Sprintf("not streaming from a running leader for %s", in.NotStreaming.Round(time.Second))}
 	}
 	return Action{Kind: ManageReplica, Target: leader, Reason: "replica"}
 }

@@ -1,0 +1,419 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/bulwarkdb/bulwark/internal/pgtest"
+)
+
+// TestHACrashAndNodeLoss: kill -9 of the primary's postmaster is repaired
+// by a restart in place; kill -9 of agent and postmaster together by a new
+// leader after the TTL; the old node rejoins as a replica.
+func TestHACrashAndNodeLoss(t *testing.T) {
+	c := startCluster(t, "--ttl", "4s")
+	st := c.waitHealthy(30 * time.Second)
+	w := startWriter(t, c.multiHost(st))
+	w.waitAcks(t, 50, 30*time.Second)
+
+	c.signal(c.postmaster(st.Leader), syscall.SIGKILL)
+	w.waitAcks(t, 50, 30*time.Second)
+	if now := c.status(); now.Leader != st.Leader {
+		t.Logf("crash: %s took over from %s", now.Leader, st.Leader)
+	}
+
+	st = c.waitHealthy(30 * time.Second)
+	old := st.Leader
+	c.signal(c.agent(old), syscall.SIGKILL)
+	c.signal(c.postmaster(old), syscall.SIGKILL)
+	next := c.waitNewLeader(old, st.Term, 30*time.Second)
+	w.waitAcks(t, 50, 30*time.Second)
+	t.Logf("node loss: %s leads after %s", next.Leader, old)
+
+	c.e.ok("up", "--dir", c.dir, "--timeout", "60s") // restarts the lost agent
+	st = c.waitHealthy(60 * time.Second)
+	if m := st.member(old); m.Role != "replica" || m.Timeline != st.member(st.Leader).Timeline {
+		t.Errorf("old primary %s rejoined as %+v", old, m)
+	}
+	acks := c.checkNoneLost(w) // async: reported, not required
+	t.Logf("%d writes acknowledged", len(acks))
+}
+
+// TestHASyncFailoversLoseNothing: in sync and quorum modes every
+// acknowledged commit survives 20 consecutive failovers.
+func TestHASyncFailoversLoseNothing(t *testing.T) {
+	for _, mode := range []string{"sync", "quorum"} {
+		t.Run(mode, func(t *testing.T) {
+			c := startCluster(t, "--replication", mode, "--crash-restarts", "0")
+			st := c.waitSync(60 * time.Second)
+			w := startWriter(t, c.multiHost(st))
+			w.waitAcks(t, 20, 30*time.Second)
+			for i := range 20 {
+				c.signal(c.postmaster(st.Leader), syscall.SIGKILL)
+				next := c.waitNewLeader(st.Leader, st.Term, 30*time.Second)
+				w.waitAcks(t, 20, 30*time.Second)
+				t.Logf("failover %d: %s -> %s", i+1, st.Leader, next.Leader)
+				st = c.waitSync(60 * time.Second)
+			}
+			acks := c.checkNoneLost(w)
+			t.Logf("%d writes acknowledged, none lost", len(acks))
+		})
+	}
+}
+
+// waitSync waits until the cluster is healthy and a synchronous standby
+// is named.
+func (c *haCluster) waitSync(timeout time.Duration) haStatus {
+	c.t.Helper()
+	var st haStatus
+	pgtest.Eventually(c.t, timeout, func() error {
+		st = c.waitHealthy(timeout)
+		for _, m := range st.Members {
+			if m.Sync {
+				return nil
+			}
+		}
+		return errString("no synchronous standby yet")
+	})
+	return st
+}
+
+type errString string
+
+func (e errString) Error() string { return string(e) }
+
+// TestHASwitchoverUnderLoad: planned switchovers lose nothing and each old
+// primary rejoins and streams.
+func TestHASwitchoverUnderLoad(t *testing.T) {
+	c := startCluster(t, "--replication", "sync")
+	st := c.waitSync(60 * time.Second)
+	w := startWriter(t, c.multiHost(st))
+	w.waitAcks(t, 50, 30*time.Second)
+	for range 3 {
+		out := c.e.ok("cluster", "switchover", "--plan", c.plan)
+		next := c.waitNewLeader(st.Leader, st.Term, 30*time.Second)
+		t.Logf("%s: %s -> %s", strings.TrimSpace(out), st.Leader, next.Leader)
+		w.waitAcks(t, 50, 30*time.Second)
+		st = c.waitSync(60 * time.Second)
+	}
+	c.checkNoneLost(w)
+	var events []struct {
+		Kind string `json:"kind"`
+		New  string `json:"new"`
+	}
+	if err := json.Unmarshal([]byte(c.e.ok("cluster", "history", "--plan", c.plan, "-o", "json")), &events); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(events); n != 4 || events[n-1].Kind != "switchover" {
+		t.Errorf("history: %+v, want bootstrap and 3 switchovers", events)
+	}
+}
+
+// freeze stops (or continues) every process of a node: its agent and its
+// PostgreSQL, whose processes share the postmaster's process group.
+func (c *haCluster) freeze(node string, sig syscall.Signal) {
+	c.t.Helper()
+	pgid, err := syscall.Getpgid(c.postmaster(node))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.signal(-pgid, sig)
+	c.signal(c.agent(node), sig)
+}
+
+type event struct {
+	Term     uint64    `json:"term"`
+	Kind     string    `json:"kind"`
+	New      string    `json:"new"`
+	Old      string    `json:"old"`
+	Promoted time.Time `json:"promoted"`
+}
+
+func (c *haCluster) lastEvent() event {
+	c.t.Helper()
+	var events []event
+	if err := json.Unmarshal([]byte(c.e.ok("cluster", "history", "--plan", c.plan, "-o", "json")), &events); err != nil {
+		c.t.Fatal(err)
+	}
+	return events[len(events)-1]
+}
+
+// TestHANodeFreeze: the whole primary node is stopped (SIGSTOP) for longer
+// than the TTL, then continued. In sync mode the old primary never
+// acknowledges a write after the new one was promoted; in async mode the
+// window is measured. Its /primary never answers 200 after the promotion.
+func TestHANodeFreeze(t *testing.T) {
+	for _, mode := range []string{"sync", "async"} {
+		t.Run(mode, func(t *testing.T) {
+			c := startCluster(t, "--replication", mode, "--ttl", "4s")
+			st := c.waitHealthy(60 * time.Second)
+			if mode == "sync" {
+				st = c.waitSync(60 * time.Second)
+			}
+			old := st.member(st.Leader)
+			w := startWriter(t, c.multiHost(st))
+			pinned := startWriter(t, strings.Replace(old.Conn, "connect_timeout=2", "connect_timeout=1", 1))
+			w.waitAcks(t, 50, 30*time.Second)
+			pinned.waitAcks(t, 10, 30*time.Second)
+
+			probe := make(chan []time.Time)
+			ctx, cancel := context.WithCancel(context.Background())
+			go func() { // when the old node's /primary answered 200
+				var ok []time.Time
+				for ctx.Err() == nil {
+					if c.get(old.APIURL+"/primary") == http.StatusOK {
+						ok = append(ok, time.Now())
+					}
+					time.Sleep(50 * time.Millisecond)
+				}
+				probe <- ok
+			}()
+			c.freeze(old.Name, syscall.SIGSTOP)
+			next := c.waitNewLeader(old.Name, st.Term, 30*time.Second)
+			time.Sleep(time.Second)
+			c.freeze(old.Name, syscall.SIGCONT)
+			w.waitAcks(t, 50, 30*time.Second)
+			time.Sleep(2 * time.Second)
+			cancel()
+			okTimes := <-probe
+			promoted := c.lastEvent().Promoted
+			for _, at := range okTimes {
+				if at.After(promoted) {
+					t.Errorf("old primary's /primary answered 200 at %s, after %s was promoted at %s", at.Format(time.StampMilli), next.Leader, promoted.Format(time.StampMilli))
+				}
+			}
+			var late []ack
+			for _, a := range append(w.acked(), pinned.acked()...) {
+				if a.node == old.Name && a.at.After(promoted) {
+					late = append(late, a)
+				}
+			}
+			switch {
+			case mode == "sync" && len(late) > 0:
+				t.Errorf("old primary %s acknowledged %d writes after %s was promoted (first %+v)", old.Name, len(late), next.Leader, late[0])
+			case mode == "async" && len(late) > 0:
+				t.Logf("async: old primary %s acknowledged %d writes up to %s after the promotion", old.Name, len(late), late[len(late)-1].at.Sub(promoted).Round(time.Millisecond))
+			default:
+				t.Logf("%s: old primary %s acknowledged no write after the promotion", mode, old.Name)
+			}
+			pinned.halt()
+			if mode == "sync" {
+				c.checkNoneLost(w)
+			}
+			c.waitHealthy(60 * time.Second)
+		})
+	}
+}
+
+// TestHAHealthEndpoints checks the REST answers in each state, including
+// the trap Patroni falls into: a leader whose PostgreSQL crashed is not
+// /primary.
+func TestHAHealthEndpoints(t *testing.T) {
+	c := startCluster(t)
+	st := c.waitHealthy(30 * time.Second)
+	want := func(url string, code int) {
+		t.Helper()
+		pgtest.Eventually(t, 10*time.Second, func() error {
+			if got := c.get(url); got != code {
+				return errString(url + ": got " + http.StatusText(got) + ", want " + http.StatusText(code))
+			}
+			return nil
+		})
+	}
+	for _, m := range st.Members {
+		primary, replica := http.StatusServiceUnavailable, http.StatusOK
+		if m.Leader {
+			primary, replica = http.StatusOK, http.StatusServiceUnavailable
+		}
+		for _, p := range []string{"/primary", "/leader", "/read-write", "/master"} {
+			want(m.APIURL+p, primary)
+		}
+		want(m.APIURL+"/replica", replica)
+		want(m.APIURL+"/replica?lag=16MB", replica)
+		want(m.APIURL+"/async", replica)
+		want(m.APIURL+"/sync", http.StatusServiceUnavailable)
+		want(m.APIURL+"/read-only", http.StatusOK)
+		want(m.APIURL+"/health", http.StatusOK)
+		want(m.APIURL+"/readiness", http.StatusOK)
+		want(m.APIURL+"/liveness", http.StatusOK)
+		want(m.APIURL+"/cluster", http.StatusOK)
+		want(m.APIURL+"/metrics", http.StatusOK)
+	}
+	leader := st.member(st.Leader)
+
+	// Mutating endpoints need the token.
+	body := strings.NewReader(`{"leader": "` + leader.Name + `"}`)
+	resp, err := http.Post(leader.APIURL+"/switchover", "application/json", body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("switchover without a token: %s, want 401", resp.Status)
+	}
+	token, err := os.ReadFile(filepath.Join(c.dir, "api-token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodPost, leader.APIURL+"/switchover", strings.NewReader(`{"leader": "`+leader.Name+`"}`))
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
+	if resp, err = http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("switchover with the token: %s", resp.Status)
+	}
+	st = c.waitNewLeader(leader.Name, st.Term, 30*time.Second)
+	st = c.waitHealthy(30 * time.Second)
+	leader = st.member(st.Leader)
+
+	// Paused, the agents leave a crashed PostgreSQL alone: the leader's
+	// endpoints must say so rather than trust the leader key.
+	c.e.ok("cluster", "pause", "--plan", c.plan)
+	c.signal(c.postmaster(leader.Name), syscall.SIGKILL)
+	want(leader.APIURL+"/primary", http.StatusServiceUnavailable)
+	want(leader.APIURL+"/health", http.StatusServiceUnavailable)
+	time.Sleep(2 * time.Second)
+	if now := c.status(); now.Leader != leader.Name || now.member(leader.Name).Role != "stopped" {
+		t.Errorf("paused cluster acted: leader %s, %+v", now.Leader, now.member(leader.Name))
+	}
+	c.e.ok("cluster", "resume", "--plan", c.plan)
+	c.waitHealthy(30 * time.Second)
+}
+
+// TestHAProxyFollowsThePrimary: a real HAProxy configured as for Patroni
+// (health check GET /primary on the agents' API) routes a client to the
+// new primary after a failover.
+func TestHAProxyFollowsThePrimary(t *testing.T) {
+	haproxy, err := exec.LookPath("haproxy")
+	if err != nil {
+		if os.Getenv("BULWARK_TEST_REQUIRE") != "" {
+			t.Fatalf("haproxy not installed (scripts/install-deps.sh installs it): %v", err)
+		}
+		t.Skip("haproxy not installed")
+	}
+	c := startCluster(t, "--crash-restarts", "0")
+	st := c.waitHealthy(30 * time.Second)
+	port, err := pgtest.FreeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg strings.Builder
+	cfg.WriteString("global\n  maxconn 100\ndefaults\n  mode tcp\n  timeout connect 2s\n  timeout client 30m\n  timeout server 30m\n  timeout check 1s\n")
+	cfg.WriteString("listen primary\n  bind " + port + "\n  option httpchk GET /primary\n  http-check expect status 200\n")
+	cfg.WriteString("  default-server inter 500ms fall 1 rise 1 on-marked-down shutdown-sessions\n")
+	for _, m := range st.Members {
+		pgPort := ""
+		for _, kv := range strings.Fields(m.Conn) {
+			if v, ok := strings.CutPrefix(kv, "port="); ok {
+				pgPort = v
+			}
+		}
+		apiPort := m.APIURL[strings.LastIndex(m.APIURL, ":")+1:]
+		cfg.WriteString("  server " + m.Name + " 127.0.0.1:" + pgPort + " maxconn 100 check port " + apiPort + "\n")
+	}
+	conf := filepath.Join(t.TempDir(), "haproxy.cfg")
+	pgtest.WriteFile(t, conf, []byte(cfg.String()))
+	cmd := exec.Command(haproxy, "-f", conf)
+	cmd.Stdout, cmd.Stderr = t.Output(), t.Output()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+
+	host, p, _ := strings.Cut(port, ":")
+	w := startWriter(t, "host="+host+" port="+p+" user=postgres dbname=postgres connect_timeout=2")
+	w.waitAcks(t, 50, 30*time.Second)
+	c.signal(c.postmaster(st.Leader), syscall.SIGKILL)
+	next := c.waitNewLeader(st.Leader, st.Term, 30*time.Second)
+	pgtest.Eventually(t, 30*time.Second, func() error {
+		acks := w.acked()
+		if a := acks[len(acks)-1]; a.node != next.Leader {
+			return errString("through HAProxy the last write went to " + a.node + ", not " + next.Leader)
+		}
+		return nil
+	})
+}
+
+// TestHAEtcdDown: with etcd unreachable the primary keeps serving while a
+// majority of members confirm it directly; once they cannot, it fences.
+func TestHAEtcdDown(t *testing.T) {
+	c := startCluster(t, "--replication", "sync", "--ttl", "4s")
+	st := c.waitSync(60 * time.Second)
+	leader := st.member(st.Leader)
+	w := startWriter(t, leader.Conn)
+	w.waitAcks(t, 20, 30*time.Second)
+	etcd := c.pidFile(filepath.Join(c.dir, "etcd.pid"))
+	c.signal(etcd, syscall.SIGSTOP)
+	defer syscall.Kill(etcd, syscall.SIGCONT)
+
+	time.Sleep(8 * time.Second) // twice the TTL
+	w.waitAcks(t, 50, 10*time.Second)
+	if got := c.get(leader.APIURL + "/primary"); got != http.StatusOK {
+		t.Errorf("etcd down, all members up: /primary %d, want 200", got)
+	}
+
+	// Without the replicas' agents nobody confirms: the primary fences.
+	for _, m := range st.Members {
+		if !m.Leader {
+			c.signal(c.agent(m.Name), syscall.SIGKILL)
+		}
+	}
+	pgtest.Eventually(t, 15*time.Second, func() error {
+		if got := c.get(leader.APIURL + "/primary"); got == http.StatusOK {
+			return errString("still /primary")
+		}
+		return nil
+	})
+	fencedAt := time.Now()
+	time.Sleep(2 * time.Second)
+	for _, a := range w.acked() {
+		if a.at.After(fencedAt) {
+			t.Fatalf("write %d acknowledged at %s, after the primary fenced at %s", a.seq, a.at.Format(time.StampMilli), fencedAt.Format(time.StampMilli))
+		}
+	}
+	syscall.Kill(etcd, syscall.SIGCONT)
+	c.e.ok("up", "--dir", c.dir, "--timeout", "60s")
+	c.waitSync(60 * time.Second)
+	w.halt()
+	c.checkNoneLost(w)
+}
+
+// TestClusterStatusEtcdUnreachable: a clear error, not a hang.
+func TestClusterStatusEtcdUnreachable(t *testing.T) {
+	e := newEnv(t)
+	addr, err := pgtest.FreeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	planFile := filepath.Join(dir, "bulwark.yaml")
+	pgtest.WriteFile(t, planFile, []byte(`version: 1
+service: {name: x, tier: 2, rto: 1m, rpo: 0s}
+postgres: {pgdata: /var/lib/postgresql/15/main}
+repositories: [{name: r, url: "file:///tmp/r"}]
+cluster:
+  etcd: {endpoints: ["http://`+addr+`"]}
+  nodes: [{name: n1, host: 127.0.0.1, port: 5432, api: "127.0.0.1:8008"}]
+`))
+	start := time.Now()
+	r := e.run("cluster", "status", "--plan", planFile)
+	if r.code != 1 || !strings.Contains(r.stderr, "read cluster state") {
+		t.Errorf("exit %d, stderr %q; want 1 and a read error", r.code, r.stderr)
+	}
+	if time.Since(start) > 30*time.Second {
+		t.Errorf("took %s", time.Since(start))
+	}
+	_ = pgx.ErrNoRows
+}
