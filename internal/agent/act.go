@@ -113,7 +113,9 @@ func (a *Agent) bootstrap(ctx context.Context) error {
 	if err := a.o.PG.Initdb(ctx); err != nil {
 		return err
 	}
-	if err := a.applyConf(a.settings(nil)); err != nil {
+	s := a.settings(nil)
+	s["synchronous_standby_names"] = ""
+	if err := a.applyLeaderConf(s); err != nil {
 		return err
 	}
 	if err := a.o.PG.Start(ctx, startTimeout); err != nil {
@@ -322,6 +324,9 @@ func (a *Agent) rewind(ctx context.Context, leader string) error {
 	if err := a.applyConf(a.settings(n)); err != nil {
 		return err
 	}
+	if err := a.checkpointSource(ctx, *n); err != nil {
+		return err
+	}
 	r, err := a.o.PG.RewindFrom(ctx, a.libpqConn(*n))
 	a.mu.Lock()
 	a.st.lastLSN = 0 // a new life on the leader's timeline
@@ -342,6 +347,28 @@ func (a *Agent) rewind(ctx context.Context, leader string) error {
 		a.recordRewind(ctx, term, rec)
 	}
 	return a.startReplica(ctx, leader)
+}
+
+// checkpointSource makes sure the leader's control file shows its current
+// timeline before pg_rewind reads it: until the first checkpoint after a
+// promotion it still shows the old one, and pg_rewind would then report
+// "no rewind required" for a node that diverged.
+func (a *Agent) checkpointSource(ctx context.Context, n Node) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	conn, err := connect(ctx, a.conn(n, "postgres"))
+	if err != nil {
+		return fmt.Errorf("connect to %s: %w", n.Name, err)
+	}
+	defer conn.Close(context.Background())
+	var stale bool
+	err = conn.QueryRow(ctx, `SELECT (SELECT timeline_id FROM pg_control_checkpoint()) <>
+		('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int`).Scan(&stale)
+	if err != nil || !stale {
+		return err
+	}
+	_, err = conn.Exec(ctx, "CHECKPOINT")
+	return err
 }
 
 func (a *Agent) recordRewind(ctx context.Context, term uint64, r *cluster.Rewound) {

@@ -64,8 +64,11 @@ type Agent struct {
 	log *slog.Logger
 	api *http.Server
 
-	mu sync.Mutex // guards the fields below, read by the API and timers
-	st state
+	// confMu orders writes of bulwark.conf: the fence's against a step's.
+	// Taken before mu, never while holding it.
+	confMu sync.Mutex
+	mu     sync.Mutex // guards st, read by the API and timers
+	st     state
 }
 
 // state is what the agent knows and has done; guarded by Agent.mu.

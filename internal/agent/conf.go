@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"net"
@@ -85,7 +86,11 @@ func (a *Agent) settings(leader *Node) map[string]string {
 	setDefault(s, "tcp_keepalives_interval", "1")
 	setDefault(s, "tcp_keepalives_count", "3")
 	setDefault(s, "tcp_user_timeout", "5000")
-	set("synchronous_standby_names", "")
+	// Off the leader, synchronous_standby_names names no real standby:
+	// it means nothing to a replica, and a former primary that still runs
+	// keeps every commit waiting (fenced) until it is demoted. Only the
+	// leader sets real names.
+	set("synchronous_standby_names", fenceName)
 	if leader != nil {
 		set("primary_conninfo", a.primaryConninfo(*leader))
 		set("primary_slot_name", slotName(a.o.Self.Name))
@@ -103,8 +108,38 @@ func setDefault(s map[string]string, k, v string) {
 }
 
 // applyConf writes settings and, if they changed and the server runs,
-// reloads it.
+// reloads it. It holds confMu, which orders it with the fence.
 func (a *Agent) applyConf(s map[string]string) error {
+	a.confMu.Lock()
+	defer a.confMu.Unlock()
+	return a.writeConf(s)
+}
+
+// errFenced refuses a leader's configuration once the agent fenced or lost
+// leadership: it would undo the fence.
+var errFenced = errors.New("no longer leading (fenced): leader settings not applied")
+
+// applyLeaderConf is applyConf for settings only a leader may run with
+// (real synchronous standby names, or none): under confMu it checks that
+// the agent still leads and that its fence deadline has not passed, so a
+// step that began before a fence cannot release the commits the fence
+// holds.
+func (a *Agent) applyLeaderConf(s map[string]string) error {
+	a.confMu.Lock()
+	defer a.confMu.Unlock()
+	a.mu.Lock()
+	ok := a.st.leading && time.Now().Before(a.fenceDeadlineLocked())
+	if ok {
+		a.st.fenced = false
+	}
+	a.mu.Unlock()
+	if !ok {
+		return errFenced
+	}
+	return a.writeConf(s)
+}
+
+func (a *Agent) writeConf(s map[string]string) error {
 	changed, err := a.o.PG.WriteConf(s)
 	if err != nil {
 		return err

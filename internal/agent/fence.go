@@ -39,45 +39,53 @@ func (a *Agent) ensureLease(ctx context.Context) error {
 // renewal the leader runs a failsafe round; on a lost lease it fences at
 // once.
 func (a *Agent) keepLease(ctx context.Context) {
+	var wait time.Duration
 	for {
-		a.mu.Lock()
-		lease, loop := a.st.lease, time.Duration(a.st.cfg.LoopWait)
-		a.mu.Unlock()
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(loop):
+		case <-time.After(wait):
 		}
-		if lease == 0 {
-			continue
+		a.mu.Lock()
+		lease, loop := a.st.lease, time.Duration(a.st.cfg.LoopWait)
+		a.mu.Unlock()
+		start := time.Now()
+		if lease != 0 {
+			a.renew(ctx, lease, loop)
 		}
-		sent := time.Now()
-		rctx, cancel := context.WithTimeout(ctx, loop)
-		err := a.o.Store.KeepAlive(rctx, lease)
-		cancel()
-		switch {
-		case err == nil:
-			a.mu.Lock()
-			if a.st.lease == lease {
-				a.st.renewedAt = sent
-			}
-			a.mu.Unlock()
-		case errors.Is(err, cluster.ErrLeaseLost):
-			a.mu.Lock()
-			leading := a.st.leading
-			if a.st.lease == lease {
-				a.st.lease, a.st.leading = 0, false
-			}
-			a.mu.Unlock()
-			if leading {
-				a.log.Warn("leader lease expired; fencing")
-				a.fence(ctx, "lease expired")
-			}
-		case ctx.Err() == nil:
-			a.log.Debug("lease renewal failed", "err", err)
-			if a.leading() {
-				a.failsafe(ctx, sent)
-			}
+		wait = max(0, loop-time.Since(start))
+	}
+}
+
+// renew renews the lease once, within half a loop so that a failed attempt
+// leaves time for a failsafe round before the next.
+func (a *Agent) renew(ctx context.Context, lease int64, loop time.Duration) {
+	sent := time.Now()
+	rctx, cancel := context.WithTimeout(ctx, loop/2)
+	err := a.o.Store.KeepAlive(rctx, lease)
+	cancel()
+	switch {
+	case err == nil:
+		a.mu.Lock()
+		if a.st.lease == lease {
+			a.st.renewedAt = sent
+		}
+		a.mu.Unlock()
+	case errors.Is(err, cluster.ErrLeaseLost):
+		a.mu.Lock()
+		leading := a.st.leading
+		if a.st.lease == lease {
+			a.st.lease, a.st.leading = 0, false
+		}
+		a.mu.Unlock()
+		if leading {
+			a.log.Warn("leader lease expired; fencing")
+			a.fence(ctx, "lease expired")
+		}
+	case ctx.Err() == nil:
+		a.log.Debug("lease renewal failed", "err", err)
+		if a.leading() {
+			a.failsafe(ctx)
 		}
 	}
 }
@@ -126,6 +134,7 @@ func (a *Agent) watchFence(ctx context.Context) {
 // are terminated (so waiting commits are never acknowledged). The agent
 // stops leading; the main loop demotes or, if it wins again, unfences.
 func (a *Agent) fence(ctx context.Context, why string) {
+	a.confMu.Lock()
 	a.mu.Lock()
 	a.st.fenced, a.st.leading = true, false
 	a.mu.Unlock()
@@ -138,6 +147,7 @@ func (a *Agent) fence(ctx context.Context, why string) {
 	if err := a.o.PG.Reload(); err != nil {
 		a.log.Debug("fence: reload", "err", err)
 	}
+	a.confMu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	if n, err := a.terminateClients(ctx); err != nil {
@@ -158,8 +168,10 @@ type failsafeRequest struct {
 // cannot elect another leader; each confirming member promises not to
 // campaign for a TTL from its answer. With a majority of the members
 // (itself included) confirming, and its synchronous standbys among them,
-// the leader counts the round as a lease renewal sent at sent.
-func (a *Agent) failsafe(ctx context.Context, sent time.Time) {
+// the leader counts the round as a lease renewal sent when it started
+// asking: every promise runs from a later moment.
+func (a *Agent) failsafe(ctx context.Context) {
+	sent := time.Now()
 	a.mu.Lock()
 	req := failsafeRequest{Leader: a.o.Self.Name, Term: a.st.term}
 	var syncs []string

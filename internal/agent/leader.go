@@ -67,6 +67,7 @@ func (a *Agent) standbys(ctx context.Context) (map[string]standbyState, wal.LSN,
 // standby, so nobody else may be promoted until one has caught up.
 func (a *Agent) writeLeaderConf(ctx context.Context, in ha.Input, initial bool) error {
 	s := a.settings(nil)
+	s["synchronous_standby_names"] = ""
 	cfg := in.Config
 	if initial && cfg.Required() > 0 {
 		healthy := map[string]bool{}
@@ -89,7 +90,7 @@ func (a *Agent) writeLeaderConf(ctx context.Context, in ha.Input, initial bool) 
 		a.st.syncPending = &pendingSync{want: cluster.Sync{Term: term, Leader: a.o.Self.Name, Standbys: plan.Standbys, Quorum: plan.Quorum}, lsn: in.Local.LSN}
 		a.mu.Unlock()
 	}
-	return a.applyConf(s)
+	return a.applyLeaderConf(s)
 }
 
 func (a *Agent) putSync(ctx context.Context, s cluster.Sync) error {
@@ -109,7 +110,6 @@ func (a *Agent) putSync(ctx context.Context, s cluster.Sync) error {
 // other members, and synchronous_standby_names with the Sync record.
 func (a *Agent) manageLeader(ctx context.Context, in ha.Input) error {
 	a.mu.Lock()
-	a.st.fenced = false
 	ssn := a.st.ssn
 	if a.st.restarts > 0 && time.Since(a.st.restartedAt) > time.Duration(a.st.cfg.TTL) {
 		a.st.restarts = 0 // it ran a TTL since: the next crash gets a restart again
@@ -117,7 +117,7 @@ func (a *Agent) manageLeader(ctx context.Context, in ha.Input) error {
 	a.mu.Unlock()
 	s := a.settings(nil)
 	s["synchronous_standby_names"] = ssn
-	if err := a.applyConf(s); err != nil {
+	if err := a.applyLeaderConf(s); err != nil {
 		return err
 	}
 	if err := a.createSlots(ctx); err != nil {
@@ -160,7 +160,7 @@ func (a *Agent) manageSync(ctx context.Context, in ha.Input) error {
 		}
 		s := a.settings(nil)
 		s["synchronous_standby_names"] = names
-		if err := a.applyConf(s); err != nil {
+		if err := a.applyLeaderConf(s); err != nil {
 			return err
 		}
 		wctx, cancel := context.WithTimeout(ctx, 2*time.Second)

@@ -168,6 +168,11 @@ func decideFollower(in Input, leader string) Action {
 		return Action{Kind: Clone, Target: leader, Reason: "empty data directory"}
 	case l.Running && l.Primary:
 		return Action{Kind: Demote, Target: leader, Reason: leader + " leads; this server must not accept writes"}
+	case l.Running && !l.Reachable:
+		// Do not reconfigure a server whose role is unknown: it may be a
+		// primary (just resumed), and a replica's settings would release
+		// its waiting commits.
+		return Action{Kind: Wait, Reason: "PostgreSQL runs but does not answer yet"}
 	case in.Config.Paused:
 		return Action{Kind: Wait, Reason: "paused"}
 	case l.Diverged:

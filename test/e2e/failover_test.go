@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -119,16 +120,40 @@ func TestHASwitchoverUnderLoad(t *testing.T) {
 	}
 }
 
-// freeze stops (or continues) every process of a node: its agent and its
-// PostgreSQL, whose processes share the postmaster's process group.
+// freeze stops (or continues) every process of a node, as a paused VM
+// would: its agent, the postmaster and each of its children (PostgreSQL
+// puts every child in its own process group, so one group signal is not
+// enough). The postmaster stops first, so it forks nothing meanwhile.
 func (c *haCluster) freeze(node string, sig syscall.Signal) {
 	c.t.Helper()
-	pgid, err := syscall.Getpgid(c.postmaster(node))
-	if err != nil {
-		c.t.Fatal(err)
+	pm := c.postmaster(node)
+	c.signal(pm, sig)
+	for _, pid := range children(pm) {
+		syscall.Kill(pid, sig) // a child may have exited meanwhile
 	}
-	c.signal(-pgid, sig)
 	c.signal(c.agent(node), sig)
+}
+
+// children lists the PIDs whose parent is pid, from /proc.
+func children(pid int) []int {
+	var out []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, so split after ")".
+		fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+		if len(fields) > 1 && fields[1] == strconv.Itoa(pid) {
+			out = append(out, child)
+		}
+	}
+	return out
 }
 
 type event struct {
@@ -376,11 +401,14 @@ func TestHAEtcdDown(t *testing.T) {
 		}
 		return nil
 	})
+	// /primary turns 503 at the fence deadline and the watchdog fences
+	// within 50 ms of it; from then on no write may be acknowledged.
+	time.Sleep(500 * time.Millisecond)
 	fencedAt := time.Now()
-	time.Sleep(2 * time.Second)
+	time.Sleep(3 * time.Second)
 	for _, a := range w.acked() {
 		if a.at.After(fencedAt) {
-			t.Fatalf("write %d acknowledged at %s, after the primary fenced at %s", a.seq, a.at.Format(time.StampMilli), fencedAt.Format(time.StampMilli))
+			t.Fatalf("write %d acknowledged at %s, after the primary fenced (%s)", a.seq, a.at.Format(time.StampMilli), fencedAt.Format(time.StampMilli))
 		}
 	}
 	syscall.Kill(etcd, syscall.SIGCONT)

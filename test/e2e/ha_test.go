@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -194,6 +195,7 @@ type ack struct {
 // connection broke during the commit) is not counted as acknowledged.
 type writer struct {
 	conn    string
+	base    int64 // seq numbers start after it: writers sharing a table do not collide
 	mu      sync.Mutex
 	acks    []ack
 	unknown []int64
@@ -202,18 +204,21 @@ type writer struct {
 	done    chan struct{}
 }
 
+var writers atomic.Int64
+
 func startWriter(t *testing.T, conn string) *writer {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	w := &writer{conn: conn, stop: cancel, done: make(chan struct{})}
-	setup, err := pgx.Connect(ctx, conn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := setup.Exec(ctx, `CREATE TABLE IF NOT EXISTS ha_writes (seq bigint PRIMARY KEY, node text NOT NULL, at timestamptz DEFAULT now())`); err != nil {
-		t.Fatal(err)
-	}
-	setup.Close(ctx)
+	w := &writer{conn: conn, base: writers.Add(1) * 1_000_000_000, stop: cancel, done: make(chan struct{})}
+	pgtest.Eventually(t, 30*time.Second, func() error {
+		setup, err := pgx.Connect(ctx, conn)
+		if err != nil {
+			return err
+		}
+		defer setup.Close(ctx)
+		_, err = setup.Exec(ctx, `CREATE TABLE IF NOT EXISTS ha_writes (seq bigint PRIMARY KEY, node text NOT NULL, at timestamptz DEFAULT now())`)
+		return err
+	})
 	go w.run(ctx)
 	t.Cleanup(w.halt)
 	return w
@@ -222,7 +227,7 @@ func startWriter(t *testing.T, conn string) *writer {
 func (w *writer) run(ctx context.Context) {
 	defer close(w.done)
 	var conn *pgx.Conn
-	var seq int64
+	seq := w.base
 	for ctx.Err() == nil {
 		if conn == nil {
 			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
