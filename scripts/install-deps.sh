@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # install-deps.sh: install, from Debian's packages, what the tests and the
 # demo need (PostgreSQL 15 server, client and contrib: initdb, postgres,
-# pgbench, pg_basebackup, pg_amcheck, the amcheck extension) and, with
-# --bench, the peers the benchmarks compare against (pgbackrest).
+# pgbench, pg_basebackup, pg_amcheck, pg_rewind, the amcheck extension;
+# HAProxy, which the HA tests route through as Patroni users do) and, with
+# --bench, the peers the benchmarks compare against (pgbackrest; bench/ha.sh
+# installs Patroni and etcd-server itself).
 #
 # Idempotent and silent when everything is present. Runs `apt-get update`
 # only when something is missing, uses sudo only when not root. Debian would
@@ -42,7 +44,8 @@ need() {
 need postgresql-15 "$PG_BIN/postgres" "$PG_BIN/initdb" "$PG_BIN/pg_ctl" "$PG_BIN/pgbench" \
 	"$PG_SHARE/extension/amcheck.control"
 need postgresql-client-15 "$PG_BIN/psql" "$PG_BIN/pg_basebackup" "$PG_BIN/pg_amcheck" \
-	"$PG_BIN/pg_controldata"
+	"$PG_BIN/pg_controldata" "$PG_BIN/pg_rewind"
+need haproxy /usr/sbin/haproxy
 if $bench; then
 	need pgbackrest /usr/bin/pgbackrest
 fi
@@ -80,7 +83,7 @@ apt() {
 apt update -q
 apt install -y -q --no-install-recommends "${missing[@]}"
 
-for p in "$PG_BIN/postgres" "$PG_BIN/pgbench" "$PG_BIN/pg_amcheck"; do
+for p in "$PG_BIN/postgres" "$PG_BIN/pgbench" "$PG_BIN/pg_amcheck" /usr/sbin/haproxy; do
 	[[ -e $p ]] || { echo "install-deps.sh: $p still missing after install" >&2; exit 1; }
 done
 if $bench && [[ ! -e /usr/bin/pgbackrest ]]; then

@@ -30,6 +30,9 @@ func (a *Agent) execute(ctx context.Context, act ha.Action, in ha.Input) error {
 	case ha.Resign:
 		return a.resign(ctx)
 	case ha.ManageLeader:
+		if err := a.rollingRestart(ctx, in, true); err != nil {
+			return err
+		}
 		return a.manageLeader(ctx, in)
 	case ha.Switchover:
 		return a.switchover(ctx, in, act.Target)
@@ -37,7 +40,12 @@ func (a *Agent) execute(ctx context.Context, act ha.Action, in ha.Input) error {
 		return a.clone(ctx, act.Target, act.Kind == ha.Reinit)
 	case ha.StartReplica:
 		return a.startReplica(ctx, act.Target)
-	case ha.Follow, ha.ManageReplica:
+	case ha.ManageReplica:
+		if err := a.rollingRestart(ctx, in, false); err != nil {
+			return err
+		}
+		return a.follow(ctx, act.Target)
+	case ha.Follow:
 		return a.follow(ctx, act.Target)
 	case ha.Demote:
 		return a.demote(ctx, act.Target)
@@ -369,6 +377,39 @@ func (a *Agent) checkpointSource(ctx context.Context, n Node) error {
 	}
 	_, err = conn.Exec(ctx, "CHECKPOINT")
 	return err
+}
+
+// rollingRestart restarts the local server when a rolling restart was
+// requested (bulwark cluster restart): replicas one at a time in name
+// order, the leader last and in place, so settings that need a restart
+// take effect with one short interruption of writes.
+func (a *Agent) rollingRestart(ctx context.Context, in ha.Input, leader bool) error {
+	a.mu.Lock()
+	done := a.st.restartGen
+	a.mu.Unlock()
+	gen := in.Config.RestartGeneration
+	if gen <= done || in.Config.Paused {
+		return nil
+	}
+	for name, m := range in.Snap.Members {
+		if name == a.o.Self.Name || m.Role != cluster.RoleReplica || m.RestartGeneration >= gen {
+			continue
+		}
+		if leader || name < a.o.Self.Name {
+			return nil // its turn first
+		}
+	}
+	a.log.Info("rolling restart", "generation", gen)
+	if err := a.o.PG.Stop(ctx, "fast", stopTimeout); err != nil {
+		return err
+	}
+	if err := a.o.PG.Start(ctx, startTimeout); err != nil {
+		return err
+	}
+	a.mu.Lock()
+	a.st.restartGen = gen
+	a.mu.Unlock()
+	return nil
 }
 
 func (a *Agent) recordRewind(ctx context.Context, term uint64, r *cluster.Rewound) {

@@ -73,18 +73,21 @@ type Agent struct {
 
 // state is what the agent knows and has done; guarded by Agent.mu.
 type state struct {
-	cfg       cluster.Config
-	snap      cluster.Snapshot
-	snapAt    time.Time
-	local     ha.Local
-	view      localView // the last local probe
-	localAt   time.Time
-	busy      string // a long action under way (cloning, rewinding), published as the state
-	lease     int64
-	leading   bool      // this agent holds the leader key (leaderRev) as far as it knows
-	leaderRev int64     // creation revision of our leader key
-	term      uint64    // the term we lead in, or follow
-	renewedAt time.Time // send time of the last successful lease renewal
+	cfg      cluster.Config
+	snap     cluster.Snapshot
+	snapAt   time.Time
+	local    ha.Local
+	view     localView // the last local probe
+	localAt  time.Time
+	busy     string // a long action under way (cloning, rewinding), published as the state
+	lease    int64
+	leaseTTL time.Duration // the TTL the lease was granted with
+	// restartGen is the rolling-restart generation this node has done.
+	restartGen uint64
+	leading    bool      // this agent holds the leader key (leaderRev) as far as it knows
+	leaderRev  int64     // creation revision of our leader key
+	term       uint64    // the term we lead in, or follow
+	renewedAt  time.Time // send time of the last successful lease renewal
 	// failsafeAt is the send time of the last failsafe round a majority
 	// confirmed while etcd was unreachable.
 	failsafeAt time.Time
@@ -143,6 +146,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if c, err := a.initConfig(ctx); err == nil {
 		a.mu.Lock()
 		a.st.cfg = c
+		a.st.restartGen = c.RestartGeneration // restarts requested before this agent ran are done
 		a.mu.Unlock()
 	}
 	changes := a.o.Store.Watch(ctx)

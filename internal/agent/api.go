@@ -117,15 +117,6 @@ func (a *Agent) probe(r *http.Request) probe {
 	return p
 }
 
-func (a *Agent) fenceDeadlineLocked() time.Time {
-	ttl, loop := time.Duration(a.st.cfg.TTL), time.Duration(a.st.cfg.LoopWait)
-	last := a.st.renewedAt
-	if a.st.failsafeAt.After(last) {
-		last = a.st.failsafeAt
-	}
-	return last.Add(ttl - max(loop, time.Second))
-}
-
 func (a *Agent) isPrimary(v probe, _ *http.Request) bool {
 	return v.leading && v.current && !v.fenced && v.member.Role == cluster.RolePrimary && v.member.State == "running"
 }

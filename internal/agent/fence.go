@@ -29,9 +29,25 @@ func (a *Agent) ensureLease(ctx context.Context) error {
 		return err
 	}
 	a.mu.Lock()
-	a.st.lease = id
+	a.st.lease, a.st.leaseTTL = id, ttl
 	a.mu.Unlock()
 	return nil
+}
+
+// fenceDeadlineLocked is fenceDeadline with a.mu held. The TTL is the
+// shorter of the configured one and the one the lease was granted with: a
+// TTL raised at runtime applies to the next lease, not to the one etcd
+// already counts down.
+func (a *Agent) fenceDeadlineLocked() time.Time {
+	ttl, loop := time.Duration(a.st.cfg.TTL), time.Duration(a.st.cfg.LoopWait)
+	if a.st.leaseTTL > 0 {
+		ttl = min(ttl, a.st.leaseTTL)
+	}
+	last := a.st.renewedAt
+	if a.st.failsafeAt.After(last) {
+		last = a.st.failsafeAt
+	}
+	return last.Add(ttl - max(loop, time.Second))
 }
 
 // keepLease renews the lease every LoopWait, apart from the main loop so

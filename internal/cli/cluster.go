@@ -19,7 +19,8 @@ import (
 func (a *app) newClusterCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "cluster", Short: "Inspect and steer an HA cluster (needs --plan)"}
 	cmd.AddCommand(a.newClusterStatusCmd(), a.newSwitchoverCmd("switchover"), a.newSwitchoverCmd("failover"),
-		a.newPauseCmd(true), a.newPauseCmd(false), a.newReinitCmd(), a.newHistoryCmd())
+		a.newPauseCmd(true), a.newPauseCmd(false), a.newReinitCmd(), a.newHistoryCmd(),
+		a.newClusterConfigCmd(), a.newRestartCmd())
 	return cmd
 }
 

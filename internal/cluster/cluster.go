@@ -40,9 +40,12 @@ type Member struct {
 	APIURL    string         `json:"api_url"`
 	Conn      string         `json:"conn"` // libpq connection string of its PostgreSQL
 	// PendingRestart lists settings that only take effect after a restart.
-	PendingRestart []string  `json:"pending_restart,omitempty"`
-	Error          string    `json:"error,omitempty"` // the agent's last error, "" when fine
-	Updated        time.Time `json:"updated"`
+	PendingRestart []string `json:"pending_restart,omitempty"`
+	Error          string   `json:"error,omitempty"` // the agent's last error, "" when fine
+	// RestartGeneration is the last rolling restart (Config.RestartGeneration)
+	// this member has done.
+	RestartGeneration uint64    `json:"restart_generation"`
+	Updated           time.Time `json:"updated"`
 }
 
 // Leader is the value of the leader key. Term increases by one with each

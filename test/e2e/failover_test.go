@@ -445,3 +445,45 @@ cluster:
 	}
 	_ = pgx.ErrNoRows
 }
+
+// TestHAConfigAndRollingRestart: a parameter set at runtime reaches every
+// node; one that needs a restart shows as pending until a rolling restart,
+// which keeps the leader.
+func TestHAConfigAndRollingRestart(t *testing.T) {
+	c := startCluster(t)
+	st := c.waitHealthy(30 * time.Second)
+	c.e.ok("cluster", "config", "set", "--plan", c.plan, "parameters.work_mem=8MB", "parameters.shared_buffers=48MB")
+	if r := c.e.run("cluster", "config", "set", "--plan", c.plan, "ttl=1s"); r.code != 2 {
+		t.Errorf("ttl=1s: exit %d, want 2 (usage error): %s", r.code, r.stderr)
+	}
+	show := func(m haMember, name string) string { // "" while the node restarts
+		conn, err := pgx.Connect(context.Background(), m.Conn)
+		if err != nil {
+			return ""
+		}
+		defer conn.Close(context.Background())
+		var v string
+		conn.QueryRow(context.Background(), "SELECT current_setting($1)", name).Scan(&v)
+		return v
+	}
+	pgtest.Eventually(t, 20*time.Second, func() error {
+		for _, m := range st.Members {
+			if got := show(m, "work_mem"); got != "8MB" {
+				return errString(m.Name + " work_mem " + got)
+			}
+		}
+		return nil
+	})
+	c.e.ok("cluster", "restart", "--plan", c.plan)
+	pgtest.Eventually(t, 60*time.Second, func() error {
+		for _, m := range c.waitHealthy(30 * time.Second).Members {
+			if got := show(m, "shared_buffers"); got != "48MB" {
+				return errString(m.Name + " shared_buffers " + got)
+			}
+		}
+		return nil
+	})
+	if now := c.status(); now.Leader != st.Leader || now.Term != st.Term {
+		t.Errorf("rolling restart changed the leader: %s term %d, was %s term %d", now.Leader, now.Term, st.Leader, st.Term)
+	}
+}
