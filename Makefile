@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin/bulwark
 
-.PHONY: build test test-short demo bench bench-backup bench-wal bench-s3 clean
+.PHONY: build test test-short demo bench bench-backup bench-wal bench-s3 bench-ha clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/bulwark
@@ -21,8 +21,8 @@ test-short:
 demo:
 	bash scripts/demo.sh
 
-# Every benchmark, side by side with its peer (pgBackRest, pg_basebackup).
-bench: bench-backup bench-wal bench-s3
+# Every benchmark, side by side with its peer (pgBackRest, pg_basebackup, Patroni).
+bench: bench-backup bench-wal bench-s3 bench-ha
 
 bench-backup:
 	bash bench/run.sh
@@ -32,6 +32,11 @@ bench-wal:
 
 bench-s3:
 	bash bench/s3.sh
+
+# Failover: Patroni (default and tuned timing) and bulwark, three nodes on
+# loopback, the same writer and faults. BENCH_HA_SYSTEMS picks the systems.
+bench-ha:
+	bash bench/ha.sh
 
 clean:
 	rm -rf bin
