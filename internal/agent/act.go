@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/bulwarkdb/bulwark/internal/cluster"
@@ -37,7 +38,7 @@ func (a *Agent) execute(ctx context.Context, act ha.Action, in ha.Input) error {
 	case ha.Switchover:
 		return a.switchover(ctx, in, act.Target)
 	case ha.Clone, ha.Reinit:
-		return a.clone(ctx, act.Target, act.Kind == ha.Reinit)
+		return a.clone(ctx, in, act.Target, act.Kind == ha.Reinit)
 	case ha.StartReplica:
 		return a.startReplica(ctx, act.Target)
 	case ha.ManageReplica:
@@ -92,11 +93,16 @@ func (a *Agent) campaign(ctx context.Context, in ha.Input) error {
 	if in.Local.Running && in.Local.Primary {
 		return a.manageLeader(ctx, in) // unfences a primary that kept its data
 	}
-	old := ""
-	if ev := in.Snap.Members; ev != nil {
-		old = a.lastLeader(in)
+	kind := "failover"
+	if r := in.Snap.Request; r != nil {
+		kind = "manual-failover"
+		// Served (or overtaken by this election): a request left behind
+		// would block every later election but for its target.
+		if err := a.o.Store.DeleteRequest(ctx); err != nil {
+			a.log.Warn("delete the failover request", "err", err)
+		}
 	}
-	return a.promote(ctx, in, cluster.Event{Kind: "failover", Detected: detected, Old: old, OldLSN: in.LastLeaderLSN,
+	return a.promote(ctx, in, cluster.Event{Kind: kind, Detected: detected, Old: a.lastLeader(in), OldLSN: in.LastLeaderLSN,
 		Reason: "the leader's lease expired or it resigned"})
 }
 
@@ -138,7 +144,8 @@ func (a *Agent) bootstrap(ctx context.Context) error {
 		return err
 	}
 	if id != c.SystemID {
-		return fmt.Errorf("etcd records system %d for this cluster, but this node initialized %d; refusing to lead", id, c.SystemID)
+		return errors.Join(fmt.Errorf("etcd records system %d for this cluster, but this node initialized %d; refusing to lead", id, c.SystemID),
+			a.o.PG.Stop(ctx, "fast", stopTimeout))
 	}
 	a.mu.Lock()
 	term := a.st.term
@@ -224,7 +231,7 @@ func (a *Agent) resign(ctx context.Context) error {
 
 // clone copies the leader into an empty (or, with wipe, emptied) data
 // directory and starts it as a replica.
-func (a *Agent) clone(ctx context.Context, leader string, wipe bool) error {
+func (a *Agent) clone(ctx context.Context, in ha.Input, leader string, wipe bool) error {
 	n, err := a.leaderNode(leader)
 	if err != nil {
 		return err
@@ -239,8 +246,7 @@ func (a *Agent) clone(ctx context.Context, leader string, wipe bool) error {
 			return err
 		}
 	}
-	a.log.Info("cloning the leader", "leader", leader)
-	if err := a.o.PG.Clone(ctx, a.libpqConn(*n)); err != nil {
+	if err := a.seedOrClone(ctx, *n, in.Snap.SystemID); err != nil {
 		return err
 	}
 	if wipe {
@@ -252,6 +258,41 @@ func (a *Agent) clone(ctx context.Context, leader string, wipe bool) error {
 	a.st.notStreamingSince, a.st.lastLSN = time.Time{}, 0
 	a.mu.Unlock()
 	return a.startReplica(ctx, leader)
+}
+
+// seedOrClone fills the empty data directory: from the repository's
+// newest backup of the cluster when there is one (the leader is not
+// loaded; the replica catches up from the archive, then streams), else
+// with pg_basebackup from the leader.
+func (a *Agent) seedOrClone(ctx context.Context, leader Node, systemID uint64) error {
+	a.mu.Lock()
+	// A seeded replica that had to be cloned again within minutes could
+	// not catch up from the archive: seeding again would loop.
+	seed := a.o.Seed != nil && systemID != 0 && time.Since(a.st.seededAt) > 10*time.Minute
+	a.mu.Unlock()
+	if seed {
+		id, err := a.o.Seed(ctx, a.o.PG.DataDir, systemID)
+		if err == nil {
+			a.log.Info("seeded from the repository", "backup", id)
+			a.mu.Lock()
+			a.st.seededAt = time.Now()
+			a.mu.Unlock()
+			return nil
+		}
+		a.log.Info("not seeding from the repository; cloning the leader", "leader", leader.Name, "reason", err)
+		if err := a.o.PG.Wipe(); err != nil {
+			return err
+		}
+	} else {
+		a.log.Info("cloning the leader", "leader", leader.Name)
+	}
+	return a.o.PG.Clone(ctx, a.libpqConn(leader))
+}
+
+func snapOf(a *Agent) cluster.Snapshot {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.st.snap
 }
 
 func (a *Agent) setBusy(s string) {
@@ -340,6 +381,9 @@ func (a *Agent) rewind(ctx context.Context, leader string) error {
 	a.st.lastLSN = 0 // a new life on the leader's timeline
 	a.mu.Unlock()
 	rec := &cluster.Rewound{Node: a.o.Self.Name, At: time.Now()}
+	if err != nil && strings.Contains(err.Error(), "connection to server") {
+		return fmt.Errorf("pg_rewind could not reach %s; retrying: %w", leader, err)
+	}
 	if err != nil {
 		a.log.Warn("pg_rewind failed; cloning afresh", "err", err)
 		if werr := a.o.PG.Wipe(); werr != nil {
@@ -347,7 +391,7 @@ func (a *Agent) rewind(ctx context.Context, leader string) error {
 		}
 		rec.Recloned = true
 		a.recordRewind(ctx, term, rec)
-		return a.clone(ctx, leader, false)
+		return a.clone(ctx, ha.Input{Snap: snapOf(a)}, leader, false)
 	}
 	if r.Needed {
 		rec.Timeline, rec.From, rec.To = r.Timeline, r.Diverged, max(r.OldEnd, lastLSN)
@@ -416,6 +460,12 @@ func (a *Agent) recordRewind(ctx context.Context, term uint64, r *cluster.Rewoun
 	ev, ok, err := a.o.Store.Event(ctx, term)
 	if err != nil || !ok {
 		ev = cluster.Event{Term: term, Kind: "rejoin"}
+	}
+	// A crashed primary's end of WAL is not in its control file; the
+	// position it last published, which the new leader recorded, is a
+	// better bound.
+	if ev.Old == r.Node && ev.OldLSN > r.To {
+		r.To = ev.OldLSN
 	}
 	ev.Rewound = r
 	if err := a.o.Store.AddEvent(ctx, ev); err != nil {

@@ -51,7 +51,15 @@ type Options struct {
 	APITLS      *tls.Config // nil: plain HTTP
 	APIToken    string      // bearer token for mutating endpoints; "" means client certificates only
 	PeerClient  *http.Client
-	Logger      *slog.Logger
+	// Seed, when set, fills an empty data directory from a backup of the
+	// cluster (system identifier systemID) instead of cloning the leader,
+	// so the primary is not loaded, and returns the backup's ID. Any
+	// error falls back to pg_basebackup.
+	Seed func(ctx context.Context, dataDir string, systemID uint64) (string, error)
+	// RestoreCommand is the replicas' restore_command ("" for none): WAL
+	// the leader no longer has comes from the archive.
+	RestoreCommand string
+	Logger         *slog.Logger
 }
 
 // fenceName is a synchronous standby name no standby has: naming it makes
@@ -97,7 +105,8 @@ type state struct {
 	// notStreamingSince is when the local replica was last seen running
 	// but not streaming (zero while it streams or is not a replica).
 	notStreamingSince time.Time
-	lastLSN           wal.LSN // the furthest local position seen (a crashed server's end of WAL)
+	seededAt          time.Time // when the data directory was last seeded from the repository
+	lastLSN           wal.LSN   // the furthest local position seen (a crashed server's end of WAL)
 	restartedAt       time.Time
 	detected          time.Time // when this agent noticed the leader was gone
 	lastAction        string
@@ -218,11 +227,13 @@ func (a *Agent) step(ctx context.Context) time.Duration {
 		a.setErr(fmt.Errorf("etcd unreachable: %w", err))
 		return loop // the lease keeper and the fence watchdog handle the leader's safety
 	}
-	if err := a.ensureLease(ctx); err != nil {
+	if err := a.ensureLease(ctx, snap); err != nil {
 		a.setErr(err)
 		return loop
 	}
-	a.observeLeadership(snap)
+	if a.observeLeadership(snap) {
+		a.fence(ctx, "lost the leader key")
+	}
 	a.publish(ctx, local)
 	in := a.input(ctx, snap, local)
 	act := ha.Decide(in)
@@ -270,18 +281,21 @@ func (a *Agent) setErr(err error) {
 }
 
 // observeLeadership reconciles what the agent believes about its own
-// leadership with the leader key it just read.
-func (a *Agent) observeLeadership(snap cluster.Snapshot) {
+// leadership with the leader key it just read, and says whether the agent
+// just lost a leadership it held (the caller then fences).
+func (a *Agent) observeLeadership(snap cluster.Snapshot) (lost bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	l := snap.Leader
+	was := a.st.leading
+	defer func() { lost = was && !a.st.leading && !a.st.fenced }()
 	switch {
-	case l != nil && l.Name == a.o.Self.Name && snap.Leases[a.o.Self.Name] == a.st.lease:
+	case l != nil && l.Name == a.o.Self.Name && snap.LeaderLease == a.st.lease && a.st.lease != 0:
 		if !a.st.leading || a.st.leaderRev != snap.LeaderRev {
-			// Handed over to us (switchover) or we restarted while
-			// holding it: our lease keeps it, so we lead.
+			// Handed over to us (switchover), or adopted after a
+			// restart: the key lives under our lease, which the lease
+			// keeper renews (renewedAt comes only from it).
 			a.st.leading, a.st.leaderRev = true, snap.LeaderRev
-			a.st.renewedAt = time.Now()
 			a.st.restarts = 0
 		}
 		a.st.term = l.Term
@@ -299,6 +313,7 @@ func (a *Agent) observeLeadership(snap cluster.Snapshot) {
 			a.st.detected = time.Now()
 		}
 	}
+	return
 }
 
 func (a *Agent) input(ctx context.Context, snap cluster.Snapshot, local ha.Local) ha.Input {

@@ -91,6 +91,9 @@ func (a *Agent) settings(leader *Node) map[string]string {
 	// keeps every commit waiting (fenced) until it is demoted. Only the
 	// leader sets real names.
 	set("synchronous_standby_names", fenceName)
+	if a.o.RestoreCommand != "" {
+		set("restore_command", a.o.RestoreCommand)
+	}
 	if leader != nil {
 		set("primary_conninfo", a.primaryConninfo(*leader))
 		set("primary_slot_name", slotName(a.o.Self.Name))

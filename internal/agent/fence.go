@@ -15,7 +15,7 @@ import (
 
 // ensureLease grants the agent's lease if it has none (first step, or the
 // old one expired while the agent was stopped or cut off).
-func (a *Agent) ensureLease(ctx context.Context) error {
+func (a *Agent) ensureLease(ctx context.Context, snap cluster.Snapshot) error {
 	a.mu.Lock()
 	lease, ttl := a.st.lease, time.Duration(a.st.cfg.TTL)
 	a.mu.Unlock()
@@ -24,12 +24,25 @@ func (a *Agent) ensureLease(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
+	sent := time.Now()
+	if l := snap.Leader; l != nil && l.Name == a.o.Self.Name && snap.LeaderLease != 0 {
+		// This node leads under a lease an earlier run of the agent
+		// granted: adopt it rather than let the key lapse under a
+		// primary that keeps running.
+		if granted, err := a.o.Store.LeaseTTL(ctx, snap.LeaderLease); err == nil && a.o.Store.KeepAlive(ctx, snap.LeaderLease) == nil {
+			a.mu.Lock()
+			a.st.lease, a.st.leaseTTL, a.st.renewedAt = snap.LeaderLease, granted, sent
+			a.mu.Unlock()
+			a.log.Info("adopted the leader lease of an earlier run")
+			return nil
+		}
+	}
 	id, err := a.o.Store.Grant(ctx, ttl)
 	if err != nil {
 		return err
 	}
 	a.mu.Lock()
-	a.st.lease, a.st.leaseTTL = id, ttl
+	a.st.lease, a.st.leaseTTL, a.st.renewedAt = id, ttl, sent
 	a.mu.Unlock()
 	return nil
 }
@@ -164,12 +177,19 @@ func (a *Agent) fence(ctx context.Context, why string) {
 		a.log.Debug("fence: reload", "err", err)
 	}
 	a.confMu.Unlock()
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	tctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	if n, err := a.terminateClients(ctx); err != nil {
+	if n, err := a.terminateClients(tctx); err != nil {
 		a.log.Warn("fence: terminate client sessions", "err", err)
 	} else {
 		a.log.Info("fenced", "reason", why, "sessions_terminated", n)
+	}
+	// Sessions with synchronous_commit off or local do not wait for a
+	// standby, and new ones may connect: stop the server (fast: waiting
+	// commits are cancelled unacknowledged). It starts again as a
+	// replica, or as primary if this node wins again.
+	if err := a.o.PG.Stop(ctx, "fast", stopTimeout); err != nil {
+		a.log.Error("fence: stop PostgreSQL", "err", err)
 	}
 }
 
@@ -212,18 +232,18 @@ func (a *Agent) failsafe(ctx context.Context) {
 		})
 	}
 	wg.Wait()
-	ok := len(confirmed) > len(a.o.Nodes)/2
-	for _, s := range syncs {
-		ok = ok && confirmed[s]
-	}
+	// Every member must confirm: one that can still reach etcd (and does
+	// not answer here) could be elected there. A majority is not enough.
+	ok := len(confirmed) == len(a.o.Nodes)
+	_ = syncs // every synchronous standby is a member, so it confirmed too
 	if !ok {
-		a.log.Warn("etcd unreachable and no majority confirms this primary", "confirmed", len(confirmed), "members", len(a.o.Nodes))
+		a.log.Warn("etcd unreachable and not every member confirms this primary", "confirmed", len(confirmed), "members", len(a.o.Nodes))
 		return
 	}
 	a.mu.Lock()
 	a.st.failsafeAt = sent
 	a.mu.Unlock()
-	a.log.Warn("etcd unreachable; a majority confirms this primary, which keeps serving", "confirmed", len(confirmed))
+	a.log.Warn("etcd unreachable; every member confirms this primary, which keeps serving", "confirmed", len(confirmed))
 }
 
 func (a *Agent) askFailsafe(ctx context.Context, n Node, body []byte) bool {

@@ -74,7 +74,7 @@ func (a *Agent) writeLeaderConf(ctx context.Context, in ha.Input, initial bool) 
 		for name, m := range in.Snap.Members {
 			healthy[name] = m.Role == cluster.RoleReplica && m.Streaming
 		}
-		plan := ha.PlanSync(cfg, a.o.Self.Name, in.Snap.Members, healthy)
+		plan := ha.PlanSync(cfg, a.o.Self.Name, in.Snap.Members, healthy, nil)
 		if cfg.Strict {
 			s["synchronous_standby_names"] = plan.StandbyNames(fenceName)
 		}
@@ -87,7 +87,7 @@ func (a *Agent) writeLeaderConf(ctx context.Context, in ha.Input, initial bool) 
 			return err
 		}
 		a.mu.Lock()
-		a.st.syncPending = &pendingSync{want: cluster.Sync{Term: term, Leader: a.o.Self.Name, Standbys: plan.Standbys, Quorum: plan.Quorum}, lsn: in.Local.LSN}
+		a.st.syncPending = &pendingSync{want: cluster.Sync{Term: term, Leader: a.o.Self.Name, Standbys: plan.Standbys, Quorum: plan.Quorum}}
 		a.mu.Unlock()
 	}
 	return a.applyLeaderConf(s)
@@ -138,7 +138,11 @@ func (a *Agent) manageSync(ctx context.Context, in ha.Input) error {
 	for name := range in.Snap.Members {
 		healthy[name] = states[name].streaming
 	}
-	plan := ha.PlanSync(cfg, a.o.Self.Name, in.Snap.Members, healthy)
+	var current []string
+	if in.Snap.Sync != nil {
+		current = in.Snap.Sync.Standbys
+	}
+	plan := ha.PlanSync(cfg, a.o.Self.Name, in.Snap.Members, healthy, current)
 	names := plan.StandbyNames(fenceName)
 	a.mu.Lock()
 	term, cur, pending := a.st.term, a.st.ssn, a.st.syncPending
@@ -151,7 +155,7 @@ func (a *Agent) manageSync(ctx context.Context, in ha.Input) error {
 		// acknowledged commit (just promoted): it stays so until the new
 		// standbys have caught up, below.
 		rec := in.Snap.Sync
-		if rec != nil && rec.Term == term && plan.Quorum > 0 && len(rec.Standbys) > 0 {
+		if rec != nil && rec.Quorum > 0 && plan.Quorum > 0 && len(rec.Standbys) > 0 {
 			wide := cluster.Sync{Term: term, Leader: a.o.Self.Name, Quorum: min(rec.Quorum, plan.Quorum),
 				Standbys: union(rec.Standbys, plan.Standbys)}
 			if err := a.putSync(ctx, wide); err != nil {
@@ -170,7 +174,9 @@ func (a *Agent) manageSync(ctx context.Context, in ha.Input) error {
 			return err
 		}
 		a.log.Info("synchronous standbys", "names", names)
-		pending = &pendingSync{want: want, lsn: lsn}
+		// Commits acknowledged until now may be on the old standbys only:
+		// the record narrows once the new ones have flushed past here.
+		pending = &pendingSync{want: want}
 		a.mu.Lock()
 		a.st.ssn, a.st.syncPending = names, pending
 		a.mu.Unlock()
@@ -181,6 +187,19 @@ func (a *Agent) manageSync(ctx context.Context, in ha.Input) error {
 		} else {
 			return nil
 		}
+	}
+	if pending.lsn == 0 {
+		// The position from which the new standbys confirm every commit:
+		// read now that the setting is in force (or the server runs).
+		cur, err := a.currentLSN(ctx)
+		if err != nil {
+			return err
+		}
+		pending.lsn = cur
+		a.mu.Lock()
+		a.st.syncPending = pending
+		a.mu.Unlock()
+		return nil
 	}
 	caught := 0
 	for _, s := range pending.want.Standbys {
@@ -201,6 +220,21 @@ func (a *Agent) manageSync(ctx context.Context, in ha.Input) error {
 	a.st.syncPending = nil
 	a.mu.Unlock()
 	return nil
+}
+
+func (a *Agent) currentLSN(ctx context.Context) (wal.LSN, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	conn, err := a.localConn(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close(context.Background())
+	var s string
+	if err := conn.QueryRow(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&s); err != nil {
+		return 0, err
+	}
+	return wal.ParseLSN(s)
 }
 
 func nonNil(s []string) []string {
@@ -256,16 +290,28 @@ func (a *Agent) switchover(ctx context.Context, in ha.Input, target string) erro
 		return err
 	}
 	err := a.handover(ctx, in, target)
-	if err != nil {
-		// Still the leader: serve again and drop the request, so it is
-		// not retried in a loop.
-		a.log.Warn("switchover abandoned; restarting as primary", "to", target, "err", err)
-		dctx, cancel := context.WithTimeout(ctx, time.Second)
-		a.o.Store.DeleteRequest(dctx)
-		cancel()
-		return errors.Join(err, a.o.PG.Start(ctx, startTimeout))
+	if err == nil {
+		return nil
 	}
-	return nil
+	// The handover may have committed even if its answer was lost: serve
+	// again only if the leader key is still ours. Drop the request, so it
+	// is not retried in a loop.
+	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	a.o.Store.DeleteRequest(rctx)
+	snap, rerr := a.o.Store.Read(rctx)
+	a.mu.Lock()
+	ours := rerr == nil && snap.Leader != nil && snap.Leader.Name == a.o.Self.Name && snap.LeaderRev == a.st.leaderRev
+	if !ours {
+		a.st.leading = false
+	}
+	a.mu.Unlock()
+	if !ours {
+		a.log.Warn("switchover: leadership is no longer ours; not restarting as primary", "to", target, "err", err)
+		return err
+	}
+	a.log.Warn("switchover abandoned; restarting as primary", "to", target, "err", err)
+	return errors.Join(err, a.o.PG.Start(ctx, startTimeout))
 }
 
 func (a *Agent) handover(ctx context.Context, in ha.Input, target string) error {

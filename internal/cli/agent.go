@@ -127,6 +127,12 @@ func (a *app) agentOptions(p *plan.Plan, c *plan.Cluster, self plan.Node) (agent
 		ConnOptions: c.ConnOptions,
 		APIListen:   self.API,
 	}
+	o.Seed = a.seedReplica
+	rc, err := replicaRestoreCommand(p)
+	if err != nil {
+		return o, err
+	}
+	o.RestoreCommand = rc
 	token, err := readToken(c.APITokenFile)
 	if err != nil {
 		return o, err

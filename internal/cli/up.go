@@ -85,7 +85,9 @@ func (a *app) up(ctx context.Context, f upFlags) error {
 	}
 	p, err := plan.Load(filepath.Join(dir, localPlan))
 	if errors.Is(err, fs.ErrNotExist) {
-		p, err = writeLocalPlan(dir, f)
+		if p, err = writeLocalPlan(dir, f); err == nil {
+			err = a.initLocalRepo(ctx, dir)
+		}
 	}
 	if err != nil {
 		return err
@@ -139,13 +141,17 @@ func writeLocalPlan(dir string, f upFlags) (*plan.Plan, error) {
 	if err := os.WriteFile(tokenFile, []byte(hex.EncodeToString(tok)+"\n"), 0o600); err != nil {
 		return nil, err
 	}
+	rand.Read(tok)
+	if err := os.WriteFile(filepath.Join(dir, "repo-pass"), []byte(hex.EncodeToString(tok)+"\n"), 0o600); err != nil {
+		return nil, err
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, `# A local cluster started by bulwark up.
 version: 1
 service: {name: local, tier: 2, rto: 1m, rpo: %s}
 postgres: {pgdata: %s}
 repositories:
-  - {name: local, url: "file://%s"}
+  - {name: local, url: "file://%s", password_file: %s}
 replication: {mode: %s%s}
 cluster:
   etcd: {endpoints: ["http://127.0.0.1:%d"]}
@@ -156,7 +162,7 @@ cluster:
   parameters: {unix_socket_directories: /tmp, max_connections: 100, shared_buffers: 32MB}
   nodes:
 `, map[bool]string{true: "0s", false: "30s"}[f.replication != "async"], filepath.Join(dir, "n1", "pgdata"),
-		filepath.Join(dir, "repo"), f.replication, map[bool]string{true: ", sync_count: 1", false: ""}[f.replication == "quorum"],
+		filepath.Join(dir, "repo"), filepath.Join(dir, "repo-pass"), f.replication, map[bool]string{true: ", sync_count: 1", false: ""}[f.replication == "quorum"],
 		ports[0], f.ttl, f.crashRestarts, tokenFile)
 	for i := range f.nodes {
 		name := fmt.Sprintf("n%d", i+1)
@@ -169,6 +175,48 @@ cluster:
 		return nil, err
 	}
 	return plan.Load(path)
+}
+
+// initLocalRepo creates the local cluster's repository, owned by the
+// user the agents run as (they read it to seed replicas and fetch WAL).
+func (a *app) initLocalRepo(ctx context.Context, dir string) error {
+	owner, err := postgresOwner()
+	if err != nil {
+		return err
+	}
+	if owner != nil {
+		if err := os.Chown(filepath.Join(dir, "repo-pass"), int(owner.Uid), int(owner.Gid)); err != nil {
+			return err
+		}
+		if err := os.Chown(dir, int(owner.Uid), int(owner.Gid)); err != nil {
+			return err
+		}
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, exe, "repo", "init", "--plan", filepath.Join(dir, localPlan))
+	cmd.Env = localEnv()
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: owner}
+	cmd.Dir = "/"
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("initialize the local repository: %w: %s", err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// localEnv is the environment of the processes bulwark up starts: this
+// one's without BULWARK_* settings, so that the cluster's own plan (its
+// repository and passphrase file) is what they use.
+func localEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "BULWARK_") {
+			env = append(env, kv)
+		}
+	}
+	return env
 }
 
 // pidAlive reads a PID file and says whether that process runs.
@@ -198,6 +246,7 @@ func spawn(argv []string, logPath, pidPath string, owner *syscall.Credential) er
 	}
 	defer logf.Close()
 	cmd := exec.Command(exe, argv...)
+	cmd.Env = localEnv()
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Credential: owner}
 	if err := cmd.Start(); err != nil {

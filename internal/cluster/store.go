@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -34,7 +35,8 @@ type Options struct {
 }
 
 // Store reads and writes a cluster's documents in etcd. It is safe for
-// concurrent use. Each call is bounded by its ctx; give it a deadline.
+// concurrent use. Each call is bounded by its ctx, or by CallTimeout when
+// ctx has no deadline.
 type Store struct {
 	cli    *clientv3.Client
 	prefix string
@@ -68,6 +70,17 @@ func Open(o Options) (*Store, error) {
 	return &Store{cli: cli, prefix: "/bulwark/" + o.Cluster + "/"}, nil
 }
 
+// CallTimeout bounds a Store call whose context has no deadline: etcd
+// trouble must never hold a caller indefinitely.
+const CallTimeout = 5 * time.Second
+
+func (s *Store) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, CallTimeout)
+}
+
 // Close closes the connection.
 func (s *Store) Close() error { return s.cli.Close() }
 
@@ -94,14 +107,17 @@ type Snapshot struct {
 	// lease keeps it alive), so the revision changes only when leadership
 	// does, by expiry or handover.
 	LeaderRev int64
-	Term      uint64 // the highest term ever granted
-	termRev   int64
-	Members   map[string]Member
-	Leases    map[string]int64 // member name → the lease its member key is under
-	Sync      *Sync
-	Config    *Config
-	configRev int64
-	Request   *Request
+	// LeaderLease is the lease the leader key lives under: the leader's
+	// agent renews it.
+	LeaderLease int64
+	Term        uint64 // the highest term ever granted
+	termRev     int64
+	Members     map[string]Member
+	Leases      map[string]int64 // member name → the lease its member key is under
+	Sync        *Sync
+	Config      *Config
+	configRev   int64
+	Request     *Request
 	// SystemID is the system identifier of the cluster's data, recorded by
 	// the node that initialized it; 0 before that.
 	SystemID uint64
@@ -110,6 +126,8 @@ type Snapshot struct {
 
 // Read reads the whole cluster state in one request.
 func (s *Store) Read(ctx context.Context) (Snapshot, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	resp, err := s.cli.Get(ctx, s.prefix, clientv3.WithPrefix())
 	if err != nil {
 		return Snapshot{}, fmt.Errorf("read cluster state: %w", err)
@@ -120,7 +138,7 @@ func (s *Store) Read(ctx context.Context) (Snapshot, error) {
 		var err error
 		switch {
 		case k == keyLeader:
-			snap.Leader, snap.LeaderRev = new(Leader), kv.ModRevision
+			snap.Leader, snap.LeaderRev, snap.LeaderLease = new(Leader), kv.ModRevision, kv.Lease
 			err = json.Unmarshal(kv.Value, snap.Leader)
 		case k == keyTerm:
 			snap.Term, err = strconv.ParseUint(string(kv.Value), 10, 64)
@@ -154,6 +172,8 @@ func (s *Store) Read(ctx context.Context) (Snapshot, error) {
 
 // Grant creates a lease of ttl (whole seconds, rounded up).
 func (s *Store) Grant(ctx context.Context, ttl time.Duration) (int64, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	resp, err := s.cli.Grant(ctx, int64((ttl+time.Second-1)/time.Second))
 	if err != nil {
 		return 0, fmt.Errorf("grant lease: %w", err)
@@ -163,6 +183,8 @@ func (s *Store) Grant(ctx context.Context, ttl time.Duration) (int64, error) {
 
 // KeepAlive renews a lease once. ErrLeaseLost: it expired.
 func (s *Store) KeepAlive(ctx context.Context, lease int64) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	_, err := s.cli.KeepAliveOnce(ctx, clientv3.LeaseID(lease))
 	if err != nil {
 		if strings.Contains(err.Error(), "requested lease not found") {
@@ -173,8 +195,25 @@ func (s *Store) KeepAlive(ctx context.Context, lease int64) error {
 	return nil
 }
 
+// LeaseTTL returns the TTL a lease was granted with. ErrLeaseLost if it
+// expired.
+func (s *Store) LeaseTTL(ctx context.Context, lease int64) (time.Duration, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	resp, err := s.cli.TimeToLive(ctx, clientv3.LeaseID(lease))
+	if err != nil {
+		return 0, fmt.Errorf("lease TTL: %w", err)
+	}
+	if resp.TTL <= 0 {
+		return 0, ErrLeaseLost
+	}
+	return time.Duration(resp.GrantedTTL) * time.Second, nil
+}
+
 // Revoke ends a lease and deletes every key under it.
 func (s *Store) Revoke(ctx context.Context, lease int64) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	_, err := s.cli.Revoke(ctx, clientv3.LeaseID(lease))
 	return err
 }
@@ -183,6 +222,8 @@ func (s *Store) Revoke(ctx context.Context, lease int64) error {
 // and no other term was granted since snap was read. The leader key lives
 // under lease. It returns false, without error, when another node won.
 func (s *Store) Campaign(ctx context.Context, snap Snapshot, name string, lease int64, now time.Time) (Leader, int64, bool, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	l := Leader{Name: name, Term: snap.Term + 1, Since: now}
 	val, _ := json.Marshal(l)
 	resp, err := s.cli.Txn(ctx).If(
@@ -205,6 +246,8 @@ func (s *Store) Campaign(ctx context.Context, snap Snapshot, name string, lease 
 // leaderRev to another member, under that member's lease, with the next
 // term, in one transaction. ErrNotLeader if the caller no longer leads.
 func (s *Store) Handover(ctx context.Context, leaderRev int64, snap Snapshot, to string, now time.Time) (Leader, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	lease, ok := snap.Leases[to]
 	if !ok {
 		return Leader{}, fmt.Errorf("handover to %s: no such live member", to)
@@ -230,6 +273,8 @@ func (s *Store) Handover(ctx context.Context, leaderRev int64, snap Snapshot, to
 
 // Resign deletes the leader key if the caller (leaderRev) still holds it.
 func (s *Store) Resign(ctx context.Context, leaderRev int64) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	_, err := s.guarded(ctx, leaderRev, clientv3.OpDelete(s.key(keyLeader)))
 	return err
 }
@@ -237,6 +282,8 @@ func (s *Store) Resign(ctx context.Context, leaderRev int64) error {
 // guarded runs ops only if the leader key is still the one written at
 // leaderRev. ErrNotLeader otherwise.
 func (s *Store) guarded(ctx context.Context, leaderRev int64, ops ...clientv3.Op) (*clientv3.TxnResponse, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	resp, err := s.cli.Txn(ctx).If(
 		clientv3.Compare(clientv3.ModRevision(s.key(keyLeader)), "=", leaderRev),
 	).Then(ops...).Commit()
@@ -251,6 +298,8 @@ func (s *Store) guarded(ctx context.Context, leaderRev int64, ops ...clientv3.Op
 
 // PutSync records the synchronous standbys; only the leader may.
 func (s *Store) PutSync(ctx context.Context, leaderRev int64, sy Sync) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	val, _ := json.Marshal(sy)
 	if _, err := s.guarded(ctx, leaderRev, clientv3.OpPut(s.key(keySync), string(val))); err != nil {
 		return fmt.Errorf("record synchronous standbys: %w", err)
@@ -260,6 +309,8 @@ func (s *Store) PutSync(ctx context.Context, leaderRev int64, sy Sync) error {
 
 // PutMember publishes a member's state under its lease.
 func (s *Store) PutMember(ctx context.Context, m Member, lease int64) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	val, _ := json.Marshal(m)
 	_, err := s.cli.Put(ctx, s.key(dirMembers+m.Name), string(val), clientv3.WithLease(clientv3.LeaseID(lease)))
 	if err != nil {
@@ -271,6 +322,8 @@ func (s *Store) PutMember(ctx context.Context, m Member, lease int64) error {
 // InitConfig stores c if there is no configuration yet, and returns the one
 // in force.
 func (s *Store) InitConfig(ctx context.Context, c Config) (Config, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	val, _ := json.Marshal(c)
 	resp, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(s.key(keyConfig)), "=", 0)).
 		Then(clientv3.OpPut(s.key(keyConfig), string(val))).
@@ -289,6 +342,8 @@ func (s *Store) InitConfig(ctx context.Context, c Config) (Config, error) {
 // UpdateConfig applies change to the configuration in force, retrying if
 // another writer changed it meanwhile.
 func (s *Store) UpdateConfig(ctx context.Context, change func(*Config) error) (Config, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	for {
 		snap, err := s.Read(ctx)
 		if err != nil {
@@ -317,6 +372,8 @@ func (s *Store) UpdateConfig(ctx context.Context, change func(*Config) error) (C
 // recorded yet, and returns the one recorded. The first node to record one
 // bootstraps the cluster; the others clone it.
 func (s *Store) Initialize(ctx context.Context, systemID uint64) (uint64, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	resp, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(s.key(keyInitialize)), "=", 0)).
 		Then(clientv3.OpPut(s.key(keyInitialize), strconv.FormatUint(systemID, 10))).
 		Else(clientv3.OpGet(s.key(keyInitialize))).Commit()
@@ -331,6 +388,8 @@ func (s *Store) Initialize(ctx context.Context, systemID uint64) (uint64, error)
 
 // PutRequest stores a switchover or failover request, replacing any other.
 func (s *Store) PutRequest(ctx context.Context, r Request) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	val, _ := json.Marshal(r)
 	_, err := s.cli.Put(ctx, s.key(keyRequest), string(val))
 	return err
@@ -338,12 +397,16 @@ func (s *Store) PutRequest(ctx context.Context, r Request) error {
 
 // DeleteRequest removes the pending request.
 func (s *Store) DeleteRequest(ctx context.Context) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	_, err := s.cli.Delete(ctx, s.key(keyRequest))
 	return err
 }
 
 // SetReinit asks node to re-clone (on) or clears the request (off).
 func (s *Store) SetReinit(ctx context.Context, node string, on bool) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var err error
 	if on {
 		_, err = s.cli.Put(ctx, s.key(dirReinit+node), "")
@@ -356,6 +419,8 @@ func (s *Store) SetReinit(ctx context.Context, node string, on bool) error {
 // AddEvent records a change of leadership. Events are keyed by term; a
 // later record for the same term (a rejoin's rewind) replaces it.
 func (s *Store) AddEvent(ctx context.Context, e Event) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	val, _ := json.Marshal(e)
 	_, err := s.cli.Put(ctx, s.key(fmt.Sprintf("%s%020d", dirHistory, e.Term)), string(val))
 	if err != nil {
@@ -366,6 +431,8 @@ func (s *Store) AddEvent(ctx context.Context, e Event) error {
 
 // History returns the recorded events, oldest first.
 func (s *Store) History(ctx context.Context) ([]Event, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	resp, err := s.cli.Get(ctx, s.key(dirHistory), clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend))
 	if err != nil {
 		return nil, fmt.Errorf("read history: %w", err)
@@ -383,6 +450,8 @@ func (s *Store) History(ctx context.Context) ([]Event, error) {
 
 // Event returns the event of term, or false.
 func (s *Store) Event(ctx context.Context, term uint64) (Event, bool, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	resp, err := s.cli.Get(ctx, s.key(fmt.Sprintf("%s%020d", dirHistory, term)))
 	if err != nil || len(resp.Kvs) == 0 {
 		return Event{}, false, err
@@ -392,8 +461,11 @@ func (s *Store) Event(ctx context.Context, term uint64) (Event, bool, error) {
 	return e, err == nil, err
 }
 
-// Watch sends on the returned channel (coalescing) whenever any of the
-// cluster's keys changes, until ctx ends. A broken watch is re-established.
+// Watch sends on the returned channel (coalescing) whenever one of the
+// cluster's keys changes, until ctx ends, members' keys excepted: every
+// agent rewrites its own each loop, and waking every agent for each of
+// those would keep them all stepping without pause. A broken watch is
+// re-established.
 func (s *Store) Watch(ctx context.Context) <-chan struct{} {
 	ch := make(chan struct{}, 1)
 	go func() {
@@ -403,6 +475,11 @@ func (s *Store) Watch(ctx context.Context) <-chan struct{} {
 			for resp := range s.cli.Watch(wctx, s.prefix, clientv3.WithPrefix()) {
 				if resp.Err() != nil {
 					break
+				}
+				if !slices.ContainsFunc(resp.Events, func(ev *clientv3.Event) bool {
+					return !strings.HasPrefix(string(ev.Kv.Key), s.prefix+dirMembers)
+				}) {
+					continue
 				}
 				select {
 				case ch <- struct{}{}:

@@ -105,8 +105,8 @@ func (a Action) String() string {
 func Decide(in Input) Action {
 	l, leader := in.Local, in.Snap.Leader
 	switch {
-	case in.Snap.Reinit[in.Self] && (leader == nil || leader.Name != in.Self):
-		return Action{Kind: Reinit, Target: leaderName(leader), Reason: "re-clone requested"}
+	case in.Snap.Reinit[in.Self] && leader != nil && leader.Name != in.Self && in.Snap.Members[leader.Name].Role == cluster.RolePrimary:
+		return Action{Kind: Reinit, Target: leader.Name, Reason: "re-clone requested"}
 	case leader != nil && leader.Name == in.Self:
 		return decideLeader(in)
 	case leader != nil:
@@ -134,8 +134,14 @@ func leaderName(l *cluster.Leader) string {
 func decideLeader(in Input) Action {
 	l := in.Local
 	switch {
-	case !l.Initialized:
+	case !l.Initialized && in.Snap.SystemID == 0:
 		return Action{Kind: Bootstrap, Reason: "this node leads a cluster with no data"}
+	case !l.Initialized:
+		// The cluster has data, this node has none (an empty volume):
+		// initializing an empty database here would replace the cluster.
+		return Action{Kind: Resign, Reason: "the data directory is empty but the cluster has data"}
+	case l.SystemID != 0 && in.Snap.SystemID != 0 && l.SystemID != in.Snap.SystemID:
+		return Action{Kind: Resign, Reason: "the data directory belongs to another cluster"}
 	case !l.Running && in.Config.Paused:
 		return Action{Kind: Wait, Reason: "paused: PostgreSQL is down and will not be restarted"}
 	case !l.Running && in.Restarts < in.MaxRestarts:
@@ -223,7 +229,7 @@ func Eligible(in Input) (bool, string) {
 		}
 		seen := 1 // itself
 		for _, s := range sy.Standbys {
-			if p, ok := in.Peers[s]; s != in.Self && ok && p.Reachable {
+			if p, ok := in.Peers[s]; s != in.Self && ok && p.Reachable && p.Running {
 				seen++
 			}
 		}
@@ -304,8 +310,10 @@ type SyncPlan struct {
 // strict mode with too few of them it still names the required number
 // (healthy first, then any member) so that commits wait rather than run
 // unprotected. healthy maps member names to whether they stream from the
-// leader right now.
-func PlanSync(cfg cluster.Config, self string, members map[string]cluster.Member, healthy map[string]bool) SyncPlan {
+// leader right now. Standbys in current (the ones named now) stay first
+// while healthy, so the choice does not flap with every change of position;
+// the names are sorted.
+func PlanSync(cfg cluster.Config, self string, members map[string]cluster.Member, healthy map[string]bool, current []string) SyncPlan {
 	need := cfg.Required()
 	if need == 0 {
 		return SyncPlan{}
@@ -321,15 +329,24 @@ func PlanSync(cfg cluster.Config, self string, members map[string]cluster.Member
 			rest = append(rest, name)
 		}
 	}
-	slices.SortStableFunc(good, func(a, b string) int { return cmp.Compare(members[b].LSN, members[a].LSN) })
+	slices.SortStableFunc(good, func(a, b string) int {
+		ca, cb := slices.Contains(current, a), slices.Contains(current, b)
+		if ca != cb {
+			if ca {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Compare(members[b].LSN, members[a].LSN)
+	})
 	switch {
 	case cfg.Mode == cluster.ModeSync && len(good) > 0:
 		return SyncPlan{Standbys: good[:1], Quorum: 1}
 	case cfg.Mode == cluster.ModeQuorum && len(good) >= need:
-		return SyncPlan{Standbys: good, Quorum: need}
+		return SyncPlan{Standbys: sorted(good), Quorum: need}
 	case !cfg.Strict:
 		if cfg.Mode == cluster.ModeQuorum && len(good) > 0 {
-			return SyncPlan{Standbys: good, Quorum: len(good)}
+			return SyncPlan{Standbys: sorted(good), Quorum: len(good)}
 		}
 		return SyncPlan{}
 	}
@@ -340,7 +357,13 @@ func PlanSync(cfg cluster.Config, self string, members map[string]cluster.Member
 		}
 		return SyncPlan{Standbys: all[:1], Quorum: 1, Blocked: true}
 	}
-	return SyncPlan{Standbys: all, Quorum: need, Blocked: true}
+	return SyncPlan{Standbys: sorted(all), Quorum: need, Blocked: true}
+}
+
+func sorted(s []string) []string {
+	out := slices.Clone(s)
+	slices.Sort(out)
+	return out
 }
 
 // StandbyNames renders a SyncPlan as synchronous_standby_names. A blocked

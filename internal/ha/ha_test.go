@@ -53,6 +53,11 @@ func TestDecide(t *testing.T) {
 			in.Restarts = 1
 			return in
 		}(), Resign},
+		{"leader with an empty volume resigns rather than initialize", func() Input {
+			in := input("a", cluster.ModeAsync, Local{})
+			in.Snap.Leader = &cluster.Leader{Name: "a"}
+			return in
+		}(), Resign},
 		{"paused leader does not restart", func() Input {
 			in := input("a", cluster.ModeAsync, Local{Initialized: true})
 			in.Snap.Leader = &cluster.Leader{Name: "a"}
@@ -192,18 +197,20 @@ func TestPlanSync(t *testing.T) {
 		cfg     cluster.Config
 		healthy map[string]bool
 		want    string
+		current []string
 	}{
-		{"async", cluster.Config{Mode: cluster.ModeAsync}, map[string]bool{"b": true}, ""},
-		{"sync picks the most advanced healthy", cluster.Config{Mode: cluster.ModeSync}, map[string]bool{"b": true, "c": true}, `ANY 1 ("c")`},
-		{"sync falls back to async", cluster.Config{Mode: cluster.ModeSync}, map[string]bool{}, ""},
-		{"strict sync blocks", cluster.Config{Mode: cluster.ModeSync, Strict: true}, map[string]bool{}, `ANY 1 ("b")`},
-		{"quorum", cluster.Config{Mode: cluster.ModeQuorum, SyncCount: 1}, map[string]bool{"b": true, "c": true}, `ANY 1 ("c", "b")`},
-		{"quorum short of standbys degrades", cluster.Config{Mode: cluster.ModeQuorum, SyncCount: 2}, map[string]bool{"b": true}, `ANY 1 ("b")`},
-		{"strict quorum short of standbys blocks", cluster.Config{Mode: cluster.ModeQuorum, SyncCount: 2, Strict: true}, map[string]bool{"b": true}, `ANY 2 ("b", "c")`},
+		{"async", cluster.Config{Mode: cluster.ModeAsync}, map[string]bool{"b": true}, "", nil},
+		{"sync picks the most advanced healthy", cluster.Config{Mode: cluster.ModeSync}, map[string]bool{"b": true, "c": true}, `ANY 1 ("c")`, nil},
+		{"sync falls back to async", cluster.Config{Mode: cluster.ModeSync}, map[string]bool{}, "", nil},
+		{"strict sync blocks", cluster.Config{Mode: cluster.ModeSync, Strict: true}, map[string]bool{}, `ANY 1 ("b")`, nil},
+		{"quorum", cluster.Config{Mode: cluster.ModeQuorum, SyncCount: 1}, map[string]bool{"b": true, "c": true}, `ANY 1 ("b", "c")`, nil},
+		{"sync keeps the current standby while healthy", cluster.Config{Mode: cluster.ModeSync}, map[string]bool{"b": true, "c": true}, `ANY 1 ("b")`, []string{"b"}},
+		{"quorum short of standbys degrades", cluster.Config{Mode: cluster.ModeQuorum, SyncCount: 2}, map[string]bool{"b": true}, `ANY 1 ("b")`, nil},
+		{"strict quorum short of standbys blocks", cluster.Config{Mode: cluster.ModeQuorum, SyncCount: 2, Strict: true}, map[string]bool{"b": true}, `ANY 2 ("b", "c")`, nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := PlanSync(tc.cfg, "a", members, tc.healthy).StandbyNames(`"fenced"`); got != tc.want {
+			if got := PlanSync(tc.cfg, "a", members, tc.healthy, tc.current).StandbyNames(`"fenced"`); got != tc.want {
 				t.Errorf("got %q, want %q", got, tc.want)
 			}
 		})

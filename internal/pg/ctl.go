@@ -178,7 +178,9 @@ func (i *Instance) PID() (int, bool) {
 	if err != nil || pid <= 0 {
 		return 0, false
 	}
-	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
+	// EPERM: a process of another user, so not this data directory's
+	// postmaster (a PID reused after a reboot); PostgreSQL judges alike.
+	if err := syscall.Kill(pid, 0); err != nil {
 		return 0, false
 	}
 	// A killed postmaster whose parent has not reaped it yet is a zombie:

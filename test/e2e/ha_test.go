@@ -291,6 +291,17 @@ func (w *writer) waitAcks(t *testing.T, n int, timeout time.Duration) {
 // is on the current primary.
 func (c *haCluster) checkNoneLost(w *writer) []ack {
 	c.t.Helper()
+	acks, lost := c.lost(w)
+	if len(lost) > 0 {
+		c.t.Errorf("%d of %d acknowledged writes lost: %v", len(lost), len(acks), lost[:min(len(lost), 20)])
+	}
+	return acks
+}
+
+// lost stops the writer and returns the acknowledged writes and those of
+// them the current primary does not have.
+func (c *haCluster) lost(w *writer) ([]ack, []int64) {
+	c.t.Helper()
 	w.halt()
 	st := c.waitHealthy(60 * time.Second)
 	ctx := context.Background()
@@ -316,10 +327,7 @@ func (c *haCluster) checkNoneLost(w *writer) []ack {
 			lost = append(lost, a.seq)
 		}
 	}
-	if len(lost) > 0 {
-		c.t.Errorf("%d of %d acknowledged writes lost: %v", len(lost), len(acks), lost[:min(len(lost), 20)])
-	}
-	return acks
+	return acks, lost
 }
 
 func (c *haCluster) get(url string) int {
