@@ -8,12 +8,14 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	mrand "math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"os/signal"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -117,13 +119,29 @@ func (a *app) up(ctx context.Context, f upFlags) error {
 	return nil
 }
 
+// freePort returns a loopback TCP port that is free now and lies below the
+// kernel's range for outgoing connections' local ports: a port from that
+// range (what listening on :0 gives) can be taken by any client's
+// connection before the server that was meant to bind it starts.
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+	low := 32768
+	if data, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(data)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil && n > 2048 {
+				low = n
+			}
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	for range 100 {
+		port := 1024 + mrand.IntN(low-1024)
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return port, nil
+	}
+	return 0, errors.New("no free TCP port on 127.0.0.1 below the ephemeral range")
 }
 
 func writeLocalPlan(dir string, f upFlags) (*plan.Plan, error) {
@@ -132,6 +150,12 @@ func writeLocalPlan(dir string, f upFlags) (*plan.Plan, error) {
 		p, err := freePort()
 		if err != nil {
 			return nil, err
+		}
+		if slices.Contains(ports[:i], p) {
+			p, err = freePort() // a repeat: one more draw makes another vanishingly rare
+			if err != nil || slices.Contains(ports[:i], p) {
+				return nil, errors.Join(err, errors.New("could not pick distinct free ports"))
+			}
 		}
 		ports[i] = p
 	}
