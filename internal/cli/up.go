@@ -183,11 +183,11 @@ cluster:
   loop_wait: 1s
   crash_restarts: %d
   api_token_file: %s
-  parameters: {unix_socket_directories: /tmp, max_connections: 100, shared_buffers: 32MB}
+  parameters: {unix_socket_directories: %s, max_connections: 100, shared_buffers: 32MB}
   nodes:
 `, map[bool]string{true: "0s", false: "30s"}[f.replication != "async"], filepath.Join(dir, "n1", "pgdata"),
 		filepath.Join(dir, "repo"), filepath.Join(dir, "repo-pass"), f.replication, map[bool]string{true: ", sync_count: 1", false: ""}[f.replication == "quorum"],
-		ports[0], f.ttl, f.crashRestarts, tokenFile)
+		ports[0], f.ttl, f.crashRestarts, tokenFile, socketDir(dir))
 	for i := range f.nodes {
 		name := fmt.Sprintf("n%d", i+1)
 		fmt.Fprintf(&b, "    - {name: %s, host: 127.0.0.1, port: %d, api: \"127.0.0.1:%d\", pgdata: %s}\n",
@@ -207,6 +207,16 @@ func (a *app) initLocalRepo(ctx context.Context, dir string) error {
 	owner, err := postgresOwner()
 	if err != nil {
 		return err
+	}
+	if sock := socketDir(dir); sock != "/tmp" {
+		if err := os.MkdirAll(sock, 0o755); err != nil {
+			return err
+		}
+		if owner != nil {
+			if err := os.Chown(sock, int(owner.Uid), int(owner.Gid)); err != nil {
+				return err
+			}
+		}
 	}
 	if owner != nil {
 		if err := os.Chown(filepath.Join(dir, "repo-pass"), int(owner.Uid), int(owner.Gid)); err != nil {
@@ -241,6 +251,18 @@ func localEnv() []string {
 		}
 	}
 	return env
+}
+
+// socketDir is where the local cluster's servers put their Unix sockets:
+// DIR/sock, so that nothing another server left in /tmp under the same
+// port can stop them, unless that path is too long for a socket (about 107
+// bytes), in which case /tmp.
+func socketDir(dir string) string {
+	sock := filepath.Join(dir, "sock")
+	if len(sock+"/.s.PGSQL.65535.lock") > 100 {
+		return "/tmp"
+	}
+	return sock
 }
 
 // pidAlive reads a PID file and says whether that process runs.
