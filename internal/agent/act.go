@@ -38,7 +38,7 @@ func (a *Agent) execute(ctx context.Context, act ha.Action, in ha.Input) error {
 	case ha.Switchover:
 		return a.switchover(ctx, in, act.Target)
 	case ha.Clone, ha.Reinit:
-		return a.clone(ctx, in, act.Target, act.Kind == ha.Reinit)
+		return a.clone(ctx, act.Target, in.Snap.SystemID, act.Kind == ha.Reinit)
 	case ha.StartReplica:
 		return a.startReplica(ctx, act.Target)
 	case ha.ManageReplica:
@@ -190,7 +190,7 @@ func (a *Agent) startPrimary(ctx context.Context, in ha.Input) error {
 // sync modes the synchronous standbys are named before the promotion, so
 // the new primary never acknowledges a commit no standby has.
 func (a *Agent) promote(ctx context.Context, in ha.Input, ev cluster.Event) error {
-	if err := a.createSlots(ctx); err != nil {
+	if err := a.withLocal(ctx, time.Second, a.createSlots); err != nil {
 		a.log.Warn("create replication slots before promotion", "err", err)
 	}
 	if err := a.writeLeaderConf(ctx, in, true); err != nil {
@@ -231,7 +231,7 @@ func (a *Agent) resign(ctx context.Context) error {
 
 // clone copies the leader into an empty (or, with wipe, emptied) data
 // directory and starts it as a replica.
-func (a *Agent) clone(ctx context.Context, in ha.Input, leader string, wipe bool) error {
+func (a *Agent) clone(ctx context.Context, leader string, systemID uint64, wipe bool) error {
 	n, err := a.leaderNode(leader)
 	if err != nil {
 		return err
@@ -246,7 +246,7 @@ func (a *Agent) clone(ctx context.Context, in ha.Input, leader string, wipe bool
 			return err
 		}
 	}
-	if err := a.seedOrClone(ctx, *n, in.Snap.SystemID); err != nil {
+	if err := a.seedOrClone(ctx, *n, systemID); err != nil {
 		return err
 	}
 	if wipe {
@@ -287,12 +287,6 @@ func (a *Agent) seedOrClone(ctx context.Context, leader Node, systemID uint64) e
 		a.log.Info("cloning the leader", "leader", leader.Name)
 	}
 	return a.o.PG.Clone(ctx, a.libpqConn(leader))
-}
-
-func snapOf(a *Agent) cluster.Snapshot {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.st.snap
 }
 
 func (a *Agent) setBusy(s string) {
@@ -391,7 +385,10 @@ func (a *Agent) rewind(ctx context.Context, leader string) error {
 		}
 		rec.Recloned = true
 		a.recordRewind(ctx, term, rec)
-		return a.clone(ctx, ha.Input{Snap: snapOf(a)}, leader, false)
+		a.mu.Lock()
+		systemID := a.st.snap.SystemID
+		a.mu.Unlock()
+		return a.clone(ctx, leader, systemID, false)
 	}
 	if r.Needed {
 		rec.Timeline, rec.From, rec.To = r.Timeline, r.Diverged, max(r.OldEnd, lastLSN)

@@ -83,8 +83,6 @@ type Agent struct {
 type state struct {
 	cfg      cluster.Config
 	snap     cluster.Snapshot
-	snapAt   time.Time
-	local    ha.Local
 	view     localView // the last local probe
 	localAt  time.Time
 	busy     string // a long action under way (cloning, rewinding), published as the state
@@ -114,7 +112,6 @@ type state struct {
 	syncPending       *pendingSync
 	ssn               string  // synchronous_standby_names the leader last set
 	leaderLSN         wal.LSN // last LSN the leader published
-	wasLeaderOf       string  // set by a demotion: the term we left, for the history
 }
 
 // New checks o and builds an Agent.
@@ -215,9 +212,8 @@ func (a *Agent) step(ctx context.Context) time.Duration {
 	snap, err := a.o.Store.Read(rctx)
 	cancel()
 	a.mu.Lock()
-	a.st.local, a.st.localAt = local, time.Now()
 	if err == nil {
-		a.st.snap, a.st.snapAt = snap, time.Now()
+		a.st.snap = snap
 		if snap.Config != nil {
 			a.st.cfg = *snap.Config
 		}
@@ -234,7 +230,7 @@ func (a *Agent) step(ctx context.Context) time.Duration {
 	if a.observeLeadership(snap) {
 		a.fence(ctx, "lost the leader key")
 	}
-	a.publish(ctx, local)
+	a.publish(ctx)
 	in := a.input(ctx, snap, local)
 	act := ha.Decide(in)
 	a.note(act)

@@ -101,7 +101,7 @@ func (a *Agent) probe(r *http.Request) probe {
 			a.log.Debug("API probe", "err", err)
 		}
 		a.mu.Lock()
-		a.st.view, a.st.local, a.st.localAt = v, v.Local, time.Now()
+		a.st.view, a.st.localAt = v, time.Now()
 		a.mu.Unlock()
 	}
 	m := a.member()
@@ -293,4 +293,11 @@ func (a *Agent) metricsHandler() http.Handler {
 	gauge("wal_lsn_bytes", "WAL position (written on a primary, received on a replica)", func(s Status) float64 { return float64(s.Member.LSN) })
 	gauge("streaming", "1 if this replica streams", func(s Status) float64 { return b(s.Member.Streaming) })
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+}
+
+// statusJSON writes v as the JSON body of a response.
+func statusJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
 }

@@ -33,9 +33,6 @@ func (a *Agent) libpqConn(n Node) string {
 	return a.conn(n, "postgres") + " keepalives=1 keepalives_idle=2 keepalives_interval=1 keepalives_count=3 tcp_user_timeout=5000 application_name=" + a.o.Self.Name
 }
 
-// primaryConninfo is the primary_conninfo of a replica following leader.
-func (a *Agent) primaryConninfo(leader Node) string { return a.libpqConn(leader) }
-
 // connect opens a pgx connection with TCP keepalives every 2 s (pgx does
 // not take libpq's keepalives settings).
 func connect(ctx context.Context, conn string) (*pgx.Conn, error) {
@@ -95,7 +92,7 @@ func (a *Agent) settings(leader *Node) map[string]string {
 		set("restore_command", a.o.RestoreCommand)
 	}
 	if leader != nil {
-		set("primary_conninfo", a.primaryConninfo(*leader))
+		set("primary_conninfo", a.libpqConn(*leader))
 		set("primary_slot_name", slotName(a.o.Self.Name))
 	} else {
 		set("primary_conninfo", "")
@@ -158,6 +155,19 @@ func (a *Agent) localConn(ctx context.Context) (*pgx.Conn, error) {
 	return connect(ctx, a.conn(a.o.Self, "postgres"))
 }
 
+// withLocal runs fn on one connection to the local server, all within
+// timeout.
+func (a *Agent) withLocal(ctx context.Context, timeout time.Duration, fn func(context.Context, *pgx.Conn) error) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	conn, err := a.localConn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	return fn(ctx, conn)
+}
+
 // terminateClients ends every client session on the local server but the
 // agent's own, and returns how many it ended.
 func (a *Agent) terminateClients(ctx context.Context) (int, error) {
@@ -172,15 +182,11 @@ func (a *Agent) terminateClients(ctx context.Context) (int, error) {
 	return n, err
 }
 
-// waitReload waits until the local server runs with synchronous_standby_names
-// = want, so a caller knows the new setting is in force. Backends and the
-// checkpointer pick up a reload asynchronously.
-func (a *Agent) waitSetting(ctx context.Context, name, want string) error {
-	conn, err := a.localConn(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(context.Background())
+// waitSetting waits until the server on conn runs with setting name =
+// want, so a caller knows a reload is in force (the session rereads its
+// configuration between queries). Backends and the checkpointer pick up a
+// reload asynchronously.
+func waitSetting(ctx context.Context, conn *pgx.Conn, name, want string) error {
 	for {
 		var got string
 		if err := conn.QueryRow(ctx, "SELECT setting FROM pg_settings WHERE name = $1", name).Scan(&got); err != nil {

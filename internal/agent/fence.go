@@ -210,10 +210,6 @@ func (a *Agent) failsafe(ctx context.Context) {
 	sent := time.Now()
 	a.mu.Lock()
 	req := failsafeRequest{Leader: a.o.Self.Name, Term: a.st.term}
-	var syncs []string
-	if sy := a.st.snap.Sync; sy != nil && sy.Quorum > 0 {
-		syncs = sy.Standbys
-	}
 	a.mu.Unlock()
 	body, _ := json.Marshal(req)
 	var mu sync.Mutex
@@ -232,11 +228,10 @@ func (a *Agent) failsafe(ctx context.Context) {
 		})
 	}
 	wg.Wait()
-	// Every member must confirm: one that can still reach etcd (and does
-	// not answer here) could be elected there. A majority is not enough.
-	ok := len(confirmed) == len(a.o.Nodes)
-	_ = syncs // every synchronous standby is a member, so it confirmed too
-	if !ok {
+	// Every member must confirm (synchronous standbys included): one that
+	// can still reach etcd (and does not answer here) could be elected
+	// there. A majority is not enough.
+	if len(confirmed) != len(a.o.Nodes) {
 		a.log.Warn("etcd unreachable and not every member confirms this primary", "confirmed", len(confirmed), "members", len(a.o.Nodes))
 		return
 	}

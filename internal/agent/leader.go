@@ -2,12 +2,12 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"slices"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/bulwarkdb/bulwark/internal/cluster"
 	"github.com/bulwarkdb/bulwark/internal/ha"
@@ -28,12 +28,7 @@ type standbyState struct {
 	flush     wal.LSN
 }
 
-func (a *Agent) standbys(ctx context.Context) (map[string]standbyState, wal.LSN, error) {
-	conn, err := a.localConn(ctx)
-	if err != nil {
-		return nil, 0, err
-	}
-	defer conn.Close(context.Background())
+func standbys(ctx context.Context, conn *pgx.Conn) (map[string]standbyState, wal.LSN, error) {
 	rows, err := conn.Query(ctx, `SELECT application_name, state = 'streaming', coalesce(flush_lsn, '0/0')::text FROM pg_stat_replication`)
 	if err != nil {
 		return nil, 0, err
@@ -53,11 +48,10 @@ func (a *Agent) standbys(ctx context.Context) (map[string]standbyState, wal.LSN,
 	if err := rows.Err(); err != nil {
 		return nil, 0, err
 	}
-	var cur string
-	if err := conn.QueryRow(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&cur); err != nil {
+	lsn, err := currentLSN(ctx, conn)
+	if err != nil {
 		return nil, 0, err
 	}
-	lsn, _ := wal.ParseLSN(cur)
 	return out, lsn, nil
 }
 
@@ -120,17 +114,18 @@ func (a *Agent) manageLeader(ctx context.Context, in ha.Input) error {
 	if err := a.applyLeaderConf(s); err != nil {
 		return err
 	}
-	if err := a.createSlots(ctx); err != nil {
-		a.log.Warn("replication slots", "err", err)
-	}
-	return a.manageSync(ctx, in)
+	// One connection per loop for the slots and the standbys' state.
+	return a.withLocal(ctx, 3*time.Second, func(ctx context.Context, conn *pgx.Conn) error {
+		if err := a.createSlots(ctx, conn); err != nil {
+			a.log.Warn("replication slots", "err", err)
+		}
+		return a.manageSync(ctx, in, conn)
+	})
 }
 
-func (a *Agent) manageSync(ctx context.Context, in ha.Input) error {
+func (a *Agent) manageSync(ctx context.Context, in ha.Input, conn *pgx.Conn) error {
 	cfg := in.Config
-	sctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
-	states, lsn, err := a.standbys(sctx)
+	states, lsn, err := standbys(ctx, conn)
 	if err != nil {
 		return err
 	}
@@ -167,10 +162,7 @@ func (a *Agent) manageSync(ctx context.Context, in ha.Input) error {
 		if err := a.applyLeaderConf(s); err != nil {
 			return err
 		}
-		wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		err := a.waitSetting(wctx, "synchronous_standby_names", names)
-		cancel()
-		if err != nil {
+		if err := waitSetting(ctx, conn, "synchronous_standby_names", names); err != nil {
 			return err
 		}
 		a.log.Info("synchronous standbys", "names", names)
@@ -191,7 +183,7 @@ func (a *Agent) manageSync(ctx context.Context, in ha.Input) error {
 	if pending.lsn == 0 {
 		// The position from which the new standbys confirm every commit:
 		// read now that the setting is in force (or the server runs).
-		cur, err := a.currentLSN(ctx)
+		cur, err := currentLSN(ctx, conn)
 		if err != nil {
 			return err
 		}
@@ -222,14 +214,7 @@ func (a *Agent) manageSync(ctx context.Context, in ha.Input) error {
 	return nil
 }
 
-func (a *Agent) currentLSN(ctx context.Context) (wal.LSN, error) {
-	ctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
-	conn, err := a.localConn(ctx)
-	if err != nil {
-		return 0, err
-	}
-	defer conn.Close(context.Background())
+func currentLSN(ctx context.Context, conn *pgx.Conn) (wal.LSN, error) {
 	var s string
 	if err := conn.QueryRow(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&s); err != nil {
 		return 0, err
@@ -258,14 +243,7 @@ func union(a, b []string) []string {
 // createSlots creates a physical replication slot for every other member
 // that lacks one. It works on a replica too, so a replica about to be
 // promoted has its slots ready.
-func (a *Agent) createSlots(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
-	conn, err := a.localConn(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(context.Background())
+func (a *Agent) createSlots(ctx context.Context, conn *pgx.Conn) error {
 	for _, n := range a.o.Nodes {
 		if n.Name == a.o.Self.Name {
 			continue
@@ -344,11 +322,4 @@ func (a *Agent) handover(ctx context.Context, in ha.Input, target string) error 
 	a.mu.Unlock()
 	a.log.Info("switchover: leadership handed over", "to", target, "term", l.Term, "lsn", c.Checkpoint)
 	return nil
-}
-
-// statusJSON writes v as the JSON body of a response.
-func statusJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	json.NewEncoder(w).Encode(v)
 }

@@ -39,7 +39,6 @@ type localView struct {
 	ha.Local
 	ReplayLSN      wal.LSN
 	PendingRestart []string
-	Reachable      bool // a connection worked
 }
 
 // probeLocal connects to the local server and reads its state. A stopped
@@ -64,7 +63,6 @@ func (a *Agent) probeLocal(ctx context.Context) (localView, error) {
 	}
 	v.Primary = !v.Primary // the query reads pg_is_in_recovery()
 	v.Reachable = true
-	v.Local.Reachable = true
 	fmt.Sscan(sysID, &v.SystemID)
 	v.LSN, _ = wal.ParseLSN(lsn)
 	v.ReplayLSN, _ = wal.ParseLSN(replay)
@@ -86,7 +84,7 @@ func (a *Agent) observeLocal(ctx context.Context) ha.Local {
 		a.log.Debug("local probe", "err", err)
 	}
 	a.mu.Lock()
-	a.st.view = v
+	a.st.view, a.st.localAt = v, time.Now()
 	a.st.lastLSN = max(a.st.lastLSN, v.LSN)
 	switch {
 	case !v.Running || v.Primary || v.Streaming:
@@ -257,7 +255,7 @@ func (a *Agent) member() cluster.Member {
 	return m
 }
 
-func (a *Agent) publish(ctx context.Context, _ ha.Local) {
+func (a *Agent) publish(ctx context.Context) {
 	a.mu.Lock()
 	lease := a.st.lease
 	a.mu.Unlock()

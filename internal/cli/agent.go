@@ -142,7 +142,7 @@ func (a *app) agentOptions(p *plan.Plan, c *plan.Cluster, self plan.Node) (agent
 		if o.APITLS, err = serverTLS(c.APITLS); err != nil {
 			return o, fmt.Errorf("API TLS: %w", err)
 		}
-		ct, err := clientTLS(plan.TLS{CAFile: c.APITLS.CAFile, CertFile: c.APITLS.CertFile, KeyFile: c.APITLS.KeyFile})
+		ct, err := clientTLS(c.APITLS) // agents present their server certificate to each other
 		if err != nil {
 			return o, fmt.Errorf("API TLS: %w", err)
 		}

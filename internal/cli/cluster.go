@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -119,7 +120,7 @@ func (a *app) newClusterStatusCmd() *cobra.Command {
 }
 
 func (a *app) printClusterStatus(st clusterStatus) {
-	fmt.Fprintf(a.stdout, "cluster %s  leader %s  term %d  mode %s", st.Cluster, cmpOr(st.Leader, "(none)"), st.Term, st.Mode)
+	fmt.Fprintf(a.stdout, "cluster %s  leader %s  term %d  mode %s", st.Cluster, cmp.Or(st.Leader, "(none)"), st.Term, st.Mode)
 	if st.Paused {
 		fmt.Fprint(a.stdout, "  PAUSED")
 	}
@@ -139,13 +140,6 @@ func (a *app) printClusterStatus(st clusterStatus) {
 			fmt.Fprintf(a.stdout, "%s: %s\n", m.Name, m.Error)
 		}
 	}
-}
-
-func cmpOr(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 func (a *app) newSwitchoverCmd(kind string) *cobra.Command {

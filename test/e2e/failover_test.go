@@ -474,7 +474,6 @@ cluster:
 	if time.Since(start) > 30*time.Second {
 		t.Errorf("took %s", time.Since(start))
 	}
-	_ = pgx.ErrNoRows
 }
 
 // TestHAConfigAndRollingRestart: a parameter set at runtime reaches every
