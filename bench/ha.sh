@@ -58,12 +58,12 @@ KEEP=${BENCH_KEEP:-0}
 
 # Patroni's timing, per variant: "ttl loop_wait retry_timeout".
 # patroni-default is Patroni's own default. patroni-tuned is the tightest
-# setting with ttl 10: loop_wait 1 is the smallest (an integer, in seconds);
-# retry_timeout 3 keeps Patroni's documented rule loop_wait + 2 × retry_timeout
-# ≤ ttl (1 + 6 ≤ 10) with room for one DCS retry, and Patroni 3.0.2 accepts a
-# ttl under its later validator's minimum of 20. etcd's smallest lease is
-# 2 s at its default 1 s election timeout, well under 10.
-declare -A PATRONI_TIMING=([patroni-default]="30 10 10" [patroni-tuned]="10 1 3")
+# setting with Bulwark's default ttl of 4 s: loop_wait 1 is the smallest (an
+# integer, in seconds); retry_timeout 1 keeps Patroni's documented rule
+# loop_wait + 2 × retry_timeout ≤ ttl (1 + 2 ≤ 4), and Patroni 3.0.2 accepts
+# a ttl under its later validator's minimum of 20. etcd's smallest lease is
+# 2 s at its default 1 s election timeout, under 4.
+declare -A PATRONI_TIMING=([patroni-default]="30 10 10" [patroni-tuned]="4 1 1")
 
 WORK=
 OUT=

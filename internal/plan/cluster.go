@@ -73,7 +73,11 @@ type Node struct {
 
 // Defaults of Cluster fields left out of a plan.
 const (
-	DefaultTTL                  = 10 * time.Second
+	// DefaultTTL is short so that a lost node fails over in about 4 s.
+	// The leader fences 3 s (ttl − loop_wait) after its last renewal
+	// unless every member confirms etcd is down (docs/ha.md); raise it
+	// where etcd's own elections can take longer than that.
+	DefaultTTL                  = 4 * time.Second
 	DefaultLoopWait             = time.Second
 	DefaultMaximumLagOnFailover = 1 << 20
 	DefaultCrashRestarts        = 1
