@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -233,6 +235,7 @@ func (a *Agent) member() cluster.Member {
 		Name: a.o.Self.Name, Role: cluster.RoleNone, State: "stopped", Timeline: v.Timeline, LSN: v.LSN,
 		ReplayLSN: v.ReplayLSN, Streaming: v.Streaming, Following: v.Following, Term: a.st.term,
 		SystemID: v.SystemID, APIURL: a.o.Self.APIURL, Conn: a.conn(a.o.Self, "postgres"),
+		Addr:           net.JoinHostPort(a.o.Self.Host, strconv.Itoa(a.o.Self.Port)),
 		PendingRestart: v.PendingRestart, Error: a.st.lastErr, Updated: time.Now(), RestartGeneration: a.st.restartGen,
 	}
 	switch {

@@ -39,6 +39,7 @@ type Member struct {
 	SystemID  uint64         `json:"system_id,string"`
 	APIURL    string         `json:"api_url"`
 	Conn      string         `json:"conn"` // libpq connection string of its PostgreSQL
+	Addr      string         `json:"addr"` // host:port of its PostgreSQL, for proxies and clients
 	// PendingRestart lists settings that only take effect after a restart.
 	PendingRestart []string `json:"pending_restart,omitempty"`
 	Error          string   `json:"error,omitempty"` // the agent's last error, "" when fine

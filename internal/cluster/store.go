@@ -467,6 +467,16 @@ func (s *Store) Event(ctx context.Context, term uint64) (Event, bool, error) {
 // those would keep them all stepping without pause. A broken watch is
 // re-established.
 func (s *Store) Watch(ctx context.Context) <-chan struct{} {
+	return s.watch(ctx, func(key string) bool { return !strings.HasPrefix(key, s.prefix+dirMembers) })
+}
+
+// WatchAll is Watch for every change, members' published states included:
+// what a proxy or a client follows.
+func (s *Store) WatchAll(ctx context.Context) <-chan struct{} {
+	return s.watch(ctx, func(string) bool { return true })
+}
+
+func (s *Store) watch(ctx context.Context, wanted func(key string) bool) <-chan struct{} {
 	ch := make(chan struct{}, 1)
 	go func() {
 		defer close(ch)
@@ -476,9 +486,7 @@ func (s *Store) Watch(ctx context.Context) <-chan struct{} {
 				if resp.Err() != nil {
 					break
 				}
-				if !slices.ContainsFunc(resp.Events, func(ev *clientv3.Event) bool {
-					return !strings.HasPrefix(string(ev.Kv.Key), s.prefix+dirMembers)
-				}) {
+				if !slices.ContainsFunc(resp.Events, func(ev *clientv3.Event) bool { return wanted(string(ev.Kv.Key)) }) {
 					continue
 				}
 				select {
