@@ -45,6 +45,7 @@ type upFlags struct {
 	ttl           time.Duration
 	crashRestarts int
 	timeout       time.Duration
+	tls           bool
 }
 
 func (a *app) newUpCmd() *cobra.Command {
@@ -65,6 +66,7 @@ func (a *app) newUpCmd() *cobra.Command {
 	cmd.Flags().DurationVar(&f.ttl, "ttl", plan.DefaultTTL, "leader lease TTL")
 	cmd.Flags().IntVar(&f.crashRestarts, "crash-restarts", plan.DefaultCrashRestarts, "restarts of a crashed primary in place before failing over (0: fail over at once)")
 	cmd.Flags().DurationVar(&f.timeout, "timeout", 2*time.Minute, "give up if the cluster is not healthy by then")
+	cmd.Flags().BoolVar(&f.tls, "tls", false, "run etcd, the agents' API and PostgreSQL (clients and replication) over TLS with a CA made in DIR/tls (only when the cluster is created)")
 	cmd.MarkFlagRequired("dir")
 	return cmd
 }
@@ -95,7 +97,7 @@ func (a *app) up(ctx context.Context, f upFlags) error {
 		return err
 	}
 	c := p.Cluster
-	if err := a.startLocalEtcd(dir, c.Etcd.Endpoints[0]); err != nil {
+	if err := a.startLocalEtcd(dir, c); err != nil {
 		return err
 	}
 	for _, n := range c.Nodes {
@@ -169,6 +171,10 @@ func writeLocalPlan(dir string, f upFlags) (*plan.Plan, error) {
 	if err := os.WriteFile(filepath.Join(dir, "repo-pass"), []byte(hex.EncodeToString(tok)+"\n"), 0o600); err != nil {
 		return nil, err
 	}
+	sec, err := localSecurity(dir, f.tls)
+	if err != nil {
+		return nil, err
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, `# A local cluster started by bulwark up.
 version: 1
@@ -178,16 +184,16 @@ repositories:
   - {name: local, url: "file://%s", password_file: %s}
 replication: {mode: %s%s}
 cluster:
-  etcd: {endpoints: ["http://127.0.0.1:%d"]}
+  etcd: {endpoints: ["%s://127.0.0.1:%d"]%s}
   ttl: %s
   loop_wait: 1s
   crash_restarts: %d
   api_token_file: %s
-  parameters: {unix_socket_directories: %s, max_connections: 100, shared_buffers: 32MB}
+%s  parameters: {unix_socket_directories: %s, max_connections: 100, shared_buffers: 32MB%s}
   nodes:
 `, map[bool]string{true: "0s", false: "30s"}[f.replication != "async"], filepath.Join(dir, "n1", "pgdata"),
 		filepath.Join(dir, "repo"), filepath.Join(dir, "repo-pass"), f.replication, map[bool]string{true: ", sync_count: 1", false: ""}[f.replication == "quorum"],
-		ports[0], f.ttl, f.crashRestarts, tokenFile, socketDir(dir))
+		sec.scheme, ports[0], sec.etcdTLS, f.ttl, f.crashRestarts, tokenFile, sec.clusterLines, socketDir(dir), sec.parameters)
 	for i := range f.nodes {
 		name := fmt.Sprintf("n%d", i+1)
 		fmt.Fprintf(&b, "    - {name: %s, host: 127.0.0.1, port: %d, api: \"127.0.0.1:%d\", pgdata: %s}\n",
@@ -304,7 +310,7 @@ func spawn(argv []string, logPath, pidPath string, owner *syscall.Credential) er
 	return cmd.Process.Release()
 }
 
-func (a *app) startLocalEtcd(dir, endpoint string) error {
+func (a *app) startLocalEtcd(dir string, c *plan.Cluster) error {
 	if _, ok := pidAlive(filepath.Join(dir, "etcd.pid")); ok {
 		return nil
 	}
@@ -317,8 +323,11 @@ func (a *app) startLocalEtcd(dir, endpoint string) error {
 	if peer == "" {
 		return errors.New("plan has no etcd peer port line")
 	}
-	return spawn([]string{"etcd", "--dir", filepath.Join(dir, "etcd"), "--client-url", endpoint, "--peer-url", "http://127.0.0.1:" + peer},
-		filepath.Join(dir, "etcd.log"), filepath.Join(dir, "etcd.pid"), nil)
+	argv := []string{"etcd", "--dir", filepath.Join(dir, "etcd"), "--client-url", c.Etcd.Endpoints[0], "--peer-url", "http://127.0.0.1:" + peer}
+	if t := c.Etcd.TLS; t.CertFile != "" {
+		argv = append(argv, "--cert-file", t.CertFile, "--key-file", t.KeyFile, "--client-ca-file", t.CAFile)
+	}
+	return spawn(argv, filepath.Join(dir, "etcd.log"), filepath.Join(dir, "etcd.pid"), nil)
 }
 
 // postgresOwner is the credential agents run with when up runs as root:
@@ -499,5 +508,8 @@ func (a *app) newEtcdCmd() *cobra.Command {
 	cmd.Flags().StringVar(&o.Dir, "dir", "", "data directory")
 	cmd.Flags().StringVar(&o.ClientURL, "client-url", "", "client URL, such as http://127.0.0.1:2379")
 	cmd.Flags().StringVar(&o.PeerURL, "peer-url", "", "peer URL")
+	cmd.Flags().StringVar(&o.CertFile, "cert-file", "", "server certificate: clients connect over TLS")
+	cmd.Flags().StringVar(&o.KeyFile, "key-file", "", "its private key")
+	cmd.Flags().StringVar(&o.ClientCAFile, "client-ca-file", "", "CA that must have signed clients' certificates")
 	return cmd
 }

@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"time"
 
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
 )
@@ -26,6 +27,10 @@ type Options struct {
 	Name       string // member name; "local" when ""
 	TickMs     uint   // raft heartbeat; DefaultTickMs when 0
 	ElectionMs uint   // raft election timeout; DefaultElectionMs when 0
+	// CertFile and KeyFile make clients connect over TLS (ClientURL must
+	// then be https); with ClientCAFile, clients must present a
+	// certificate that CA signed.
+	CertFile, KeyFile, ClientCAFile string
 }
 
 // Raft timings of a single local member. They are lower than etcd's defaults
@@ -61,6 +66,10 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*cu}, []url.URL{*cu}
 	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*pu}, []url.URL{*pu}
 	cfg.InitialCluster = cfg.Name + "=" + pu.String()
+	if o.CertFile != "" {
+		cfg.ClientTLSInfo = transport.TLSInfo{CertFile: o.CertFile, KeyFile: o.KeyFile,
+			TrustedCAFile: o.ClientCAFile, ClientCertAuth: o.ClientCAFile != ""}
+	}
 	cfg.TickMs = cmp.Or(o.TickMs, DefaultTickMs)
 	cfg.ElectionMs = cmp.Or(o.ElectionMs, DefaultElectionMs)
 	// etcd logs every request and its shutdown chatter at info level; a

@@ -1,15 +1,10 @@
 package e2e
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"net"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -18,35 +13,30 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
+	"github.com/bulwarkdb/bulwark/internal/localtls"
 	"github.com/bulwarkdb/bulwark/internal/pgtest"
+	"github.com/bulwarkdb/bulwark/internal/plan"
+	"github.com/bulwarkdb/bulwark/pkg/failover"
 )
 
 // writeCerts writes a CA and a certificate it signed for 127.0.0.1, usable
 // by servers and clients, into dir, readable by the agents' OS user.
 func writeCerts(t *testing.T, dir string) (ca, cert, key string) {
 	t.Helper()
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "bulwark test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true,
-		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	f, err := localtls.Write(t.TempDir(), time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	caCert, _ := x509.ParseCertificate(caDER)
-	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "bulwark agent"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &k.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, _ := x509.MarshalECPrivateKey(k)
 	ca, cert, key = filepath.Join(dir, "ca.pem"), filepath.Join(dir, "agent.pem"), filepath.Join(dir, "agent.key")
-	pgtest.WriteFile(t, ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}))
-	pgtest.WriteFile(t, cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
-	pgtest.WriteFile(t, key, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}))
+	for from, to := range map[string]string{f.CA: ca, f.Cert: cert, f.Key: key} {
+		data, err := os.ReadFile(from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pgtest.WriteFile(t, to, data)
+	}
 	return ca, cert, key
 }
 
@@ -134,4 +124,97 @@ func TestHAAPIOverTLS(t *testing.T) {
 		t.Errorf("term %d after one switchover from term %d: the agents' restart cost an election", next.Term, before.Term)
 	}
 	c.waitHealthy(30 * time.Second)
+}
+
+// TestHATLSEverywhere: a cluster made with bulwark up --tls runs etcd, the
+// agents' API and PostgreSQL over TLS, certificates verified both ways.
+// etcd refuses plain clients and clients without a certificate;
+// replication streams over TLS, before and after a failover whose old
+// primary rejoins with pg_rewind over TLS; the client library follows the
+// cluster through TLS etcd.
+func TestHATLSEverywhere(t *testing.T) {
+	c := startCluster(t, "--tls", "--crash-restarts", "0")
+	st := c.waitHealthy(60 * time.Second)
+	p, err := plan.Load(c.plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := p.Cluster.Etcd.TLS
+	endpoint := p.Cluster.Etcd.Endpoints[0]
+	if !strings.HasPrefix(endpoint, "https://") || !strings.Contains(p.Cluster.ConnOptions, "sslmode=verify-full") {
+		t.Fatalf("plan of bulwark up --tls: etcd %s, conn_options %q", endpoint, p.Cluster.ConnOptions)
+	}
+	roots := x509.NewCertPool()
+	caPEM, _ := os.ReadFile(files.CAFile)
+	roots.AppendCertsFromPEM(caPEM)
+	pair, err := tls.LoadX509KeyPair(files.CertFile, files.KeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, hc := range map[string]*http.Client{
+		"plain HTTP":                {Timeout: 3 * time.Second},
+		"TLS without a certificate": {Timeout: 3 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}},
+	} {
+		url := endpoint + "/version"
+		if name == "plain HTTP" {
+			url = strings.Replace(url, "https://", "http://", 1)
+		}
+		if resp, err := hc.Get(url); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				t.Errorf("etcd answered a client with %s: %s", name, resp.Status)
+			}
+		}
+	}
+	checkReplicationTLS(t, c, st)
+
+	clientTLS := &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{pair}}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	pool, err := failover.Open(ctx, failover.Config{
+		ConnString: "user=postgres dbname=postgres " + p.Cluster.ConnOptions,
+		Source: &failover.EtcdSource{Endpoints: p.Cluster.Etcd.Endpoints, TLS: clientTLS, Cluster: p.Cluster.Name,
+			HTTP: &http.Client{Timeout: time.Second, Transport: &http.Transport{TLSClientConfig: clientTLS}}},
+	})
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	w := startPoolWriter(t, pool)
+	w.waitAcks(t, 20, 30*time.Second)
+
+	c.signal(c.postmaster(st.Leader), syscall.SIGKILL)
+	c.waitNewLeader(st.Leader, st.Term, 30*time.Second)
+	w.waitAcks(t, 20, 30*time.Second)
+	old := st.Leader
+	st = c.waitHealthy(90 * time.Second)
+	if m := st.member(old); m.Role != "replica" || m.State != "streaming" {
+		t.Errorf("old primary %s after the failover: %+v", old, m)
+	}
+	checkReplicationTLS(t, c, st)
+	acks, lost := c.lost(w)
+	t.Logf("async over TLS: %d of %d writes through the library lost in the failover", len(lost), len(acks))
+}
+
+// checkReplicationTLS waits until every replica streams from the leader
+// over TLS.
+func checkReplicationTLS(t *testing.T, c *haCluster, st haStatus) {
+	t.Helper()
+	leader := st.member(st.Leader)
+	conn, err := pgx.Connect(t.Context(), leader.Conn)
+	if err != nil {
+		t.Fatalf("connect to the leader with its conn string: %v", err)
+	}
+	defer conn.Close(context.Background())
+	if _, ok := conn.PgConn().Conn().(*tls.Conn); !ok {
+		t.Error("the connection with the leader's conn string is not TLS")
+	}
+	pgtest.Eventually(t, 30*time.Second, func() error {
+		var n int
+		err := conn.QueryRow(t.Context(), "SELECT count(*) FROM pg_stat_replication r JOIN pg_stat_ssl s USING (pid) WHERE s.ssl").Scan(&n)
+		if err == nil && n != len(st.Members)-1 {
+			err = fmt.Errorf("%d replicas stream over TLS, want %d", n, len(st.Members)-1)
+		}
+		return err
+	})
 }
