@@ -67,6 +67,9 @@ func (a *Agent) leaderNode(name string) (*Node, error) {
 // campaign tries to take the leader key and, if it wins, starts leading at
 // once (promotes a replica, or bootstraps a new cluster).
 func (a *Agent) campaign(ctx context.Context, in ha.Input) error {
+	if err := a.watchdogReady(); err != nil {
+		return fmt.Errorf("not campaigning: %w", err)
+	}
 	a.mu.Lock()
 	lease, detected := a.st.lease, a.st.detected
 	a.mu.Unlock()

@@ -59,7 +59,10 @@ type Options struct {
 	// RestoreCommand is the replicas' restore_command ("" for none): WAL
 	// the leader no longer has comes from the archive.
 	RestoreCommand string
-	Logger         *slog.Logger
+	// Watchdog is the Linux watchdog device armed while this node leads
+	// (docs/ha.md); WatchdogMode "" or WatchdogOff leaves it alone.
+	Watchdog, WatchdogMode string
+	Logger                 *slog.Logger
 }
 
 // fenceName is a synchronous standby name no standby has: naming it makes
@@ -77,6 +80,7 @@ type Agent struct {
 	confMu sync.Mutex
 	mu     sync.Mutex // guards st, read by the API and timers
 	st     state
+	wd     *watchdog // nil: no watchdog
 }
 
 // state is what the agent knows and has done; guarded by Agent.mu.
@@ -127,6 +131,13 @@ func New(o Options) (*Agent, error) {
 	}
 	a := &Agent{o: o, log: o.Logger.With("component", "agent", "node", o.Self.Name)}
 	a.st.cfg = o.Config
+	switch o.WatchdogMode {
+	case "", WatchdogOff:
+	case WatchdogAutomatic, WatchdogRequired:
+		a.wd = &watchdog{device: cmp.Or(o.Watchdog, "/dev/watchdog"), mode: o.WatchdogMode}
+	default:
+		return nil, fmt.Errorf("agent: watchdog mode %q: want off, automatic or required", o.WatchdogMode)
+	}
 	return a, nil
 }
 
@@ -137,7 +148,9 @@ func (a *Agent) cfg() cluster.Config {
 }
 
 // Run runs the agent until ctx ends. It stops acting then, and leaves
-// PostgreSQL running: stopping the agent is not a failover.
+// PostgreSQL running: stopping the agent is not a failover. A leader's
+// PostgreSQL stops acknowledging commits until an agent leads it again,
+// unless the cluster is paused (stopLeading).
 func (a *Agent) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -149,6 +162,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer a.stopAPI()
 	wg.Go(func() { a.keepLease(ctx) })
 	wg.Go(func() { a.watchFence(ctx) })
+	if a.wd != nil {
+		wg.Go(func() { a.runWatchdog(ctx) })
+	}
 	if c, err := a.initConfig(ctx); err == nil {
 		a.mu.Lock()
 		a.st.cfg = c
@@ -164,6 +180,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			timer.Stop()
+			a.stopLeading(ctx)
 			return nil
 		case <-changes:
 		case <-died:

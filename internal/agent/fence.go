@@ -167,15 +167,7 @@ func (a *Agent) fence(ctx context.Context, why string) {
 	a.mu.Lock()
 	a.st.fenced, a.st.leading = true, false
 	a.mu.Unlock()
-	settings := a.settings(nil)
-	settings["synchronous_standby_names"] = fenceName
-	settings["synchronous_commit"] = "on"
-	if _, err := a.o.PG.WriteConf(settings); err != nil {
-		a.log.Error("fence: write configuration", "err", err)
-	}
-	if err := a.o.PG.Reload(); err != nil {
-		a.log.Debug("fence: reload", "err", err)
-	}
+	a.blockCommitsLocked()
 	a.confMu.Unlock()
 	tctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
@@ -191,6 +183,46 @@ func (a *Agent) fence(ctx context.Context, why string) {
 	if err := a.o.PG.Stop(ctx, "fast", stopTimeout); err != nil {
 		a.log.Error("fence: stop PostgreSQL", "err", err)
 	}
+}
+
+// blockCommitsLocked makes every commit wait, with confMu held: the fence's
+// first step. synchronous_standby_names names a standby that does not
+// exist, and synchronous_commit is on for sessions that do not set it.
+func (a *Agent) blockCommitsLocked() {
+	settings := a.settings(nil)
+	settings["synchronous_standby_names"] = fenceName
+	settings["synchronous_commit"] = "on"
+	if _, err := a.o.PG.WriteConf(settings); err != nil {
+		a.log.Error("block commits: write configuration", "err", err)
+	}
+	if err := a.o.PG.Reload(); err != nil {
+		a.log.Debug("block commits: reload", "err", err)
+	}
+}
+
+// stopLeading runs when the agent stops. PostgreSQL keeps running, so
+// that a restarted agent adopts its lease and carries on; but a primary
+// whose agent stays away could go on taking writes after another node is
+// elected. So a leader blocks commits (the fence's first step) until an
+// agent leads here again, unless the cluster is paused for maintenance.
+func (a *Agent) stopLeading(ctx context.Context) {
+	a.mu.Lock()
+	leading, paused := a.st.leading, a.st.cfg.Paused
+	a.mu.Unlock()
+	// A pause asked for just before the stop may not have reached a step:
+	// read it from etcd, and keep what the agent knew if etcd is away.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	if snap, err := a.o.Store.Read(rctx); err == nil && snap.Config != nil {
+		paused = snap.Config.Paused
+	}
+	cancel()
+	if !leading || paused {
+		return
+	}
+	a.confMu.Lock()
+	a.blockCommitsLocked()
+	a.confMu.Unlock()
+	a.log.Warn("stopped while leading: commits wait until an agent leads again (pause the cluster to stop an agent without this)")
 }
 
 // failsafeRequest is what a leader cut off from etcd asks each member.

@@ -133,6 +133,7 @@ func (a *app) agentOptions(p *plan.Plan, c *plan.Cluster, self plan.Node) (agent
 		return o, err
 	}
 	o.RestoreCommand = rc
+	o.Watchdog, o.WatchdogMode = c.Watchdog.Device, c.Watchdog.Mode
 	token, err := readToken(c.APITokenFile)
 	if err != nil {
 		return o, err

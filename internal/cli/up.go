@@ -23,7 +23,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/bulwarkdb/bulwark/internal/cluster"
 	"github.com/bulwarkdb/bulwark/internal/localetcd"
 	"github.com/bulwarkdb/bulwark/internal/pg"
 	"github.com/bulwarkdb/bulwark/internal/plan"
@@ -382,11 +381,8 @@ func (a *app) waitHealthy(ctx context.Context, c *plan.Cluster) (clusterStatus, 
 		snap, err := s.Read(rctx)
 		cancel()
 		if err == nil {
-			st := buildClusterStatus(c, snap)
-			if why := unhealthy(st); why == "" {
-				return st, nil
-			} else {
-				last = why
+			if last = snap.Unhealthy(c.NodeNames()); last == "" {
+				return buildClusterStatus(c, snap), nil
 			}
 		} else {
 			last = err.Error()
@@ -397,23 +393,6 @@ func (a *app) waitHealthy(ctx context.Context, c *plan.Cluster) (clusterStatus, 
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
-}
-
-func unhealthy(st clusterStatus) string {
-	if st.Leader == "" {
-		return "no leader"
-	}
-	for _, m := range st.Members {
-		switch {
-		case m.Leader && (m.Role != string(cluster.RolePrimary) || m.State != "running"):
-			return m.Name + " leads but is " + m.State
-		case !m.Leader && m.State != "streaming":
-			return m.Name + " is " + m.State
-		case st.Sync != nil && st.Sync.Quorum > 0 && len(st.Sync.Standbys) < st.Sync.Quorum:
-			return "synchronous standbys not named yet"
-		}
-	}
-	return ""
 }
 
 func (a *app) newDownCmd() *cobra.Command {

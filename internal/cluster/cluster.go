@@ -153,3 +153,27 @@ type Rewound struct {
 	At       time.Time      `json:"at"`
 	Recloned bool           `json:"recloned,omitempty"` // rewind failed; the node was cloned afresh
 }
+
+// Unhealthy says why the cluster of nodes is not healthy, or "" when it
+// is: a leader whose PostgreSQL runs as primary, every other node
+// streaming, and the synchronous standbys the mode needs named.
+func (s Snapshot) Unhealthy(nodes []string) string {
+	if s.Leader == nil {
+		return "no leader"
+	}
+	for _, n := range nodes {
+		m, ok := s.Members[n]
+		switch {
+		case !ok:
+			return n + "'s agent is down"
+		case n == s.Leader.Name && (m.Role != RolePrimary || m.State != "running"):
+			return n + " leads but is " + m.State
+		case n != s.Leader.Name && m.State != "streaming":
+			return n + " is " + m.State
+		}
+	}
+	if s.Sync != nil && s.Sync.Quorum > 0 && len(s.Sync.Standbys) < s.Sync.Quorum {
+		return "synchronous standbys not named yet"
+	}
+	return ""
+}

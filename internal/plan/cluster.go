@@ -46,7 +46,15 @@ type Cluster struct {
 	// Parameters are PostgreSQL settings every node runs with, on top of
 	// those the agent manages itself. Values are as in postgresql.conf.
 	Parameters map[string]string
+	Watchdog   Watchdog
 	Nodes      []Node // at least one; names unique
+}
+
+// Watchdog is the Linux watchdog an agent arms while its node leads, so
+// that a hung or frozen leader is reset before another is promoted.
+type Watchdog struct {
+	Mode   string // off (default), automatic or required
+	Device string // default /dev/watchdog
 }
 
 // Etcd locates the etcd cluster and how to reach it.
@@ -122,6 +130,12 @@ func (d *decoder) cluster(path string, v ast.Node, c **Cluster) {
 		{"api_tls", func(path string, v ast.Node) { d.tls(path, v, &x.APITLS) }},
 		{"conn_options", func(path string, v ast.Node) { d.str(path, v, &x.ConnOptions) }},
 		{"parameters", func(path string, v ast.Node) { d.parameters(path, v, &x.Parameters) }},
+		{"watchdog", func(path string, v ast.Node) {
+			d.mapping(path, v, []field{
+				{"mode", func(path string, v ast.Node) { d.str(path, v, &x.Watchdog.Mode) }},
+				{"device", func(path string, v ast.Node) { d.str(path, v, &x.Watchdog.Device) }},
+			})
+		}},
 		{"nodes", func(path string, v ast.Node) { d.nodes(path, v, &x.Nodes) }},
 	})
 }
@@ -260,6 +274,11 @@ func (d *decoder) validateCluster(p *Plan) {
 	}
 	if d.ok["cluster.loop_wait"] && (loop < 10*time.Millisecond || loop*2 > ttl) {
 		d.report("cluster.loop_wait", d.where("cluster.loop_wait"), "must be from 10ms to half the ttl (%s), so the leader renews its lease at least twice per ttl", ttl)
+	}
+	switch c.Watchdog.Mode {
+	case "", "off", "automatic", "required":
+	default:
+		d.report("cluster.watchdog.mode", d.where("cluster.watchdog.mode"), "%q: want off, automatic or required", c.Watchdog.Mode)
 	}
 	if d.ok["cluster.crash_restarts"] && (c.CrashRestarts < 0 || c.CrashRestarts > 10) {
 		d.report("cluster.crash_restarts", d.where("cluster.crash_restarts"), "must be from 0 (fail over at once) to 10, not %d", c.CrashRestarts)

@@ -58,6 +58,7 @@ func TestClusterProblems(t *testing.T) {
 		{"duplicate node", "    - {name: n1, host: 127.0.0.2, port: 5432, api: \"127.0.0.2:8008\"}\n", []want{{18, 14, "cluster.nodes[2].name", "duplicate node name"}}},
 		{"bad api", "    - {name: n3, host: h, port: 5, api: \"nope\"}\n", []want{{18, 41, "cluster.nodes[2].api", "host:port"}}},
 		{"crash_restarts out of range", "  crash_restarts: 11\n", []want{{18, 19, "cluster.crash_restarts", "from 0"}}},
+		{"bad watchdog mode", "  watchdog: {mode: always}\n", []want{{18, 20, "cluster.watchdog.mode", "automatic or required"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/bulwarkdb/bulwark/internal/pg"
 	"github.com/bulwarkdb/bulwark/internal/pgtest"
 )
 
@@ -157,32 +158,10 @@ func (c *haCluster) freeze(node string, sig syscall.Signal) {
 	c.t.Helper()
 	pm := c.postmaster(node)
 	c.signal(pm, sig)
-	for _, pid := range children(pm) {
+	for _, pid := range pg.ChildPIDs(pm) {
 		syscall.Kill(pid, sig) // a child may have exited meanwhile
 	}
 	c.signal(c.agent(node), sig)
-}
-
-// children lists the PIDs whose parent is pid, from /proc.
-func children(pid int) []int {
-	var out []int
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		child, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid ...: comm may hold spaces, so split after ")".
-		fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
-		if len(fields) > 1 && fields[1] == strconv.Itoa(pid) {
-			out = append(out, child)
-		}
-	}
-	return out
 }
 
 type event struct {
@@ -547,4 +526,55 @@ func TestHAReplicaSeededFromRepository(t *testing.T) {
 	if st := c.waitHealthy(60 * time.Second); st.member(replica).State != "streaming" {
 		t.Errorf("%s is %s", replica, st.member(replica).State)
 	}
+}
+
+// TestHAAgentStopBlocksCommits: stopping the leader's agent cleanly leaves
+// its PostgreSQL running but blocks commits, so that a primary whose agent
+// stays away cannot take writes after another node is elected; the
+// restarted agent adopts its lease and commits go on, in the same term.
+// Paused, a stopped agent leaves commits alone.
+func TestHAAgentStopBlocksCommits(t *testing.T) {
+	c := startCluster(t, "--ttl", "10s") // the agent is away for a few seconds, well within the TTL
+	st := c.waitHealthy(30 * time.Second)
+	leader := st.member(st.Leader)
+	insert := func(timeout time.Duration) error {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, leader.Conn)
+		if err != nil {
+			return err
+		}
+		defer conn.Close(context.Background())
+		_, err = conn.Exec(ctx, "CREATE TABLE IF NOT EXISTS stop_t (x int); INSERT INTO stop_t VALUES (1)")
+		return err
+	}
+	stopAgent := func() {
+		c.signal(c.agent(leader.Name), syscall.SIGTERM)
+		pgtest.Eventually(t, 15*time.Second, func() error {
+			if syscall.Kill(c.agent(leader.Name), 0) == nil {
+				return errString("the agent still runs")
+			}
+			return nil
+		})
+	}
+	if err := insert(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	stopAgent()
+	if err := insert(2 * time.Second); err == nil {
+		t.Fatal("a commit was acknowledged on the primary of a stopped agent")
+	}
+	c.e.ok("up", "--dir", c.dir, "--timeout", "60s")
+	pgtest.Eventually(t, 30*time.Second, func() error { return insert(2 * time.Second) })
+	if now := c.waitHealthy(30 * time.Second); now.Leader != st.Leader || now.Term != st.Term {
+		t.Errorf("after the agent's restart: leader %s term %d, want %s term %d", now.Leader, now.Term, st.Leader, st.Term)
+	}
+
+	c.e.ok("cluster", "pause", "--plan", c.plan)
+	stopAgent()
+	if err := insert(5 * time.Second); err != nil {
+		t.Errorf("paused, a stopped agent blocked commits: %v", err)
+	}
+	c.e.ok("up", "--dir", c.dir, "--timeout", "60s")
+	c.e.ok("cluster", "resume", "--plan", c.plan)
 }

@@ -53,18 +53,7 @@ func TestHAAPIOverTLS(t *testing.T) {
 	}
 	tlsLine := "  api_tls: {cert_file: " + cert + ", key_file: " + key + ", ca_file: " + ca + "}\n"
 	pgtest.WriteFile(t, c.plan, []byte(strings.Replace(string(plan), "  loop_wait: 1s\n", "  loop_wait: 1s\n"+tlsLine, 1)))
-	for _, n := range []string{"n1", "n2", "n3"} { // agents restart with the new plan; PostgreSQL runs on
-		c.signal(c.agent(n), syscall.SIGTERM)
-	}
-	pgtest.Eventually(t, 10*time.Second, func() error {
-		for _, n := range []string{"n1", "n2", "n3"} {
-			if syscall.Kill(c.agent(n), 0) == nil {
-				return errString(n + "'s agent still runs")
-			}
-		}
-		return nil
-	})
-	c.e.ok("up", "--dir", c.dir, "--timeout", "60s")
+	c.restartAgents()
 	// The restarted leader's agent adopts its lease: a TTL later there
 	// was still no election.
 	time.Sleep(11 * time.Second)
@@ -124,6 +113,24 @@ func TestHAAPIOverTLS(t *testing.T) {
 		t.Errorf("term %d after one switchover from term %d: the agents' restart cost an election", next.Term, before.Term)
 	}
 	c.waitHealthy(30 * time.Second)
+}
+
+// restartAgents stops every agent and starts them again with bulwark up,
+// so that they read the plan afresh; PostgreSQL runs on.
+func (c *haCluster) restartAgents() {
+	c.t.Helper()
+	for _, n := range []string{"n1", "n2", "n3"} {
+		c.signal(c.agent(n), syscall.SIGTERM)
+	}
+	pgtest.Eventually(c.t, 10*time.Second, func() error {
+		for _, n := range []string{"n1", "n2", "n3"} {
+			if syscall.Kill(c.agent(n), 0) == nil {
+				return errString(n + "'s agent still runs")
+			}
+		}
+		return nil
+	})
+	c.e.ok("up", "--dir", c.dir, "--timeout", "60s")
 }
 
 // TestHATLSEverywhere: a cluster made with bulwark up --tls runs etcd, the

@@ -1,0 +1,141 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Watchdog modes, as in the plan's cluster.watchdog.mode.
+const (
+	WatchdogOff       = "off"
+	WatchdogAutomatic = "automatic" // use the device when it opens; lead without it otherwise
+	WatchdogRequired  = "required"  // never lead without an armed watchdog
+)
+
+// watchdog drives a Linux watchdog device (/dev/watchdog, softdog or a
+// hardware one) while this node leads. It is armed with a timeout that
+// ends at the fence deadline and petted only while the lease holds and
+// the main loop runs: if the agent dies, hangs or the whole node freezes
+// while its PostgreSQL is the primary, the kernel resets the machine
+// before another node can be promoted. Giving up leadership disarms it
+// with the magic close ('V'). Safe for concurrent use.
+type watchdog struct {
+	device string
+	mode   string
+
+	mu      sync.Mutex
+	f       *os.File
+	armedAt time.Time
+}
+
+// arm opens the device if it is not open, sets its timeout and pets it. A
+// device that takes no timeout (or a plain file, as in tests) is still
+// petted by writes; in required mode that is an error.
+func (w *watchdog) arm(timeout time.Duration) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.f != nil {
+		return w.petLocked()
+	}
+	f, err := os.OpenFile(w.device, os.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("open watchdog %s: %w", w.device, err)
+	}
+	secs := max(1, int(timeout/time.Second))
+	if err := unix.IoctlSetPointerInt(int(f.Fd()), unix.WDIOC_SETTIMEOUT, secs); err != nil && w.mode == WatchdogRequired {
+		f.Write([]byte("V"))
+		f.Close()
+		return fmt.Errorf("set the timeout of watchdog %s to %ds: %w", w.device, secs, err)
+	}
+	w.f, w.armedAt = f, time.Now()
+	return w.petLocked()
+}
+
+// petLocked resets the device's timer.
+func (w *watchdog) petLocked() error {
+	if w.f == nil {
+		return errors.New("watchdog not armed")
+	}
+	if unix.IoctlWatchdogKeepalive(int(w.f.Fd())) == nil {
+		return nil
+	}
+	_, err := w.f.Write([]byte{0}) // drivers count any write as a keepalive
+	return err
+}
+
+// disarm stops the device with the magic close, unless it was armed
+// less than grace ago (a campaign armed it and may be about to win). A
+// kernel built with CONFIG_WATCHDOG_NOWAYOUT cannot be stopped:
+// docs/ha.md says so.
+func (w *watchdog) disarm(grace time.Duration) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.f == nil || time.Since(w.armedAt) < grace {
+		return nil
+	}
+	_, err := w.f.Write([]byte("V"))
+	err = errors.Join(err, w.f.Close())
+	w.f = nil
+	return err
+}
+
+// watchdogTimeout is when the device must fire after the last pet: at the
+// fence deadline, TTL − max(loop, 1s) after a renewal.
+func (a *Agent) watchdogTimeout() time.Duration {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return time.Duration(a.st.cfg.TTL) - max(time.Duration(a.st.cfg.LoopWait), time.Second)
+}
+
+// runWatchdog pets the watchdog every 500 ms while this node leads, its
+// lease holds and its main loop is not stuck, and disarms it when the node
+// stops leading or the agent stops cleanly.
+func (a *Agent) runWatchdog(ctx context.Context) {
+	w := a.wd
+	defer func() {
+		if err := w.disarm(0); err != nil {
+			a.log.Warn("watchdog: disarm", "err", err)
+		}
+	}()
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		a.mu.Lock()
+		leading := a.st.leading
+		healthy := leading && time.Now().Before(a.fenceDeadlineLocked()) && time.Since(a.st.localAt) < time.Duration(a.st.cfg.TTL)
+		a.mu.Unlock()
+		var err error
+		switch {
+		case !leading:
+			err = w.disarm(2 * time.Second)
+		case !healthy:
+			// Not petted: if this lasts, the device resets the node
+			// before the lease can expire for the others.
+		default:
+			err = w.arm(a.watchdogTimeout())
+		}
+		if err != nil {
+			a.log.Warn("watchdog", "err", err)
+		}
+	}
+}
+
+// watchdogReady says whether this node may campaign: in required mode
+// only once the watchdog is armed, which it arms.
+func (a *Agent) watchdogReady() error {
+	if a.wd == nil || a.wd.mode != WatchdogRequired {
+		return nil
+	}
+	return a.wd.arm(a.watchdogTimeout())
+}
