@@ -57,13 +57,15 @@ TMPBASE=${BENCH_TMPDIR:-/var/tmp}
 KEEP=${BENCH_KEEP:-0}
 
 # Patroni's timing, per variant: "ttl loop_wait retry_timeout".
-# patroni-default is Patroni's own default. patroni-tuned is the tightest
-# setting with Bulwark's default ttl of 4 s: loop_wait 1 is the smallest (an
-# integer, in seconds); retry_timeout 1 keeps Patroni's documented rule
-# loop_wait + 2 × retry_timeout ≤ ttl (1 + 2 ≤ 4), and Patroni 3.0.2 accepts
-# a ttl under its later validator's minimum of 20. etcd's smallest lease is
-# 2 s at its default 1 s election timeout, under 4.
-declare -A PATRONI_TIMING=([patroni-default]="30 10 10" [patroni-tuned]="4 1 1")
+# patroni-default is Patroni's own default. patroni-tuned has Bulwark's
+# default ttl of 4 s and loop_wait 1 (the smallest: an integer, in seconds).
+# Its retry_timeout is 2, one over Patroni's documented rule loop_wait +
+# 2 × retry_timeout ≤ ttl: with retry_timeout 1, Patroni 3.0.2's replicas
+# logged "DCS is not accessible" for two minutes after the leader's node was
+# lost and never took over (measured), while etcd served. Patroni 3.0.2
+# accepts a ttl under its later validator's minimum of 20; etcd's smallest
+# lease is 2 s at its default 1 s election timeout, under 4.
+declare -A PATRONI_TIMING=([patroni-default]="30 10 10" [patroni-tuned]="4 1 2")
 
 WORK=
 OUT=
