@@ -280,7 +280,7 @@ func pidAlive(path string) (int, bool) {
 	if err != nil || pid <= 0 {
 		return 0, false
 	}
-	return pid, syscall.Kill(pid, 0) == nil
+	return pid, pg.Alive(pid) // a killed agent not yet reaped is a zombie
 }
 
 // spawn starts this binary with argv in its own session, logging to

@@ -180,15 +180,8 @@ func (i *Instance) PID() (int, bool) {
 	}
 	// EPERM: a process of another user, so not this data directory's
 	// postmaster (a PID reused after a reboot); PostgreSQL judges alike.
-	if err := syscall.Kill(pid, 0); err != nil {
+	if !Alive(pid) {
 		return 0, false
-	}
-	// A killed postmaster whose parent has not reaped it yet is a zombie:
-	// dead, though kill(pid, 0) succeeds.
-	if stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
-		if i := bytes.LastIndexByte(stat, ')'); i > 0 && i+2 < len(stat) && stat[i+2] == 'Z' {
-			return 0, false
-		}
 	}
 	return pid, true
 }

@@ -1,11 +1,28 @@
 package pg
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 )
+
+// Alive reports whether process pid runs and may be signalled by this
+// one. A killed process whose parent has not reaped it yet (a container's
+// PID 1 may reap slowly) is a zombie: dead, though kill(pid, 0) succeeds.
+func Alive(pid int) bool {
+	if pid <= 0 || syscall.Kill(pid, 0) != nil {
+		return false
+	}
+	stat, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return true // no /proc: trust kill
+	}
+	i := bytes.LastIndexByte(stat, ')')
+	return !(i > 0 && i+2 < len(stat) && stat[i+2] == 'Z')
+}
 
 // ChildPIDs lists the processes whose parent is pid (a postmaster's
 // backends and auxiliary processes), from /proc. Those that exit while it
