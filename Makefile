@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin/bulwark
 
-.PHONY: build test test-short demo bench bench-backup bench-wal bench-s3 bench-ha clean
+.PHONY: build test test-short demo bench bench-backup bench-wal bench-s3 bench-ha bench-proxy clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/bulwark
@@ -22,7 +22,7 @@ demo:
 	bash scripts/demo.sh
 
 # Every benchmark, side by side with its peer (pgBackRest, pg_basebackup, Patroni).
-bench: bench-backup bench-wal bench-s3 bench-ha
+bench: bench-backup bench-wal bench-s3 bench-ha bench-proxy
 
 bench-backup:
 	bash bench/run.sh
@@ -37,6 +37,11 @@ bench-s3:
 # loopback, the same writer and faults. BENCH_HA_SYSTEMS picks the systems.
 bench-ha:
 	bash bench/ha.sh
+
+# bulwark proxy against direct connections and HAProxy with Patroni's checks:
+# pgbench throughput, and the clients' outage through kill-primary and switchover.
+bench-proxy:
+	bash bench/proxy.sh
 
 clean:
 	rm -rf bin

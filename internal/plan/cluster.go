@@ -215,7 +215,7 @@ func (d *decoder) size(path string, v ast.Node, dst *int64) {
 		}
 		*dst = int64(x)
 	case *ast.StringNode:
-		x, ok := parseSize(v.Value)
+		x, ok := ParseSize(v.Value)
 		if !ok {
 			d.bad(path, fmt.Sprintf("invalid size %s: want bytes, or a number with kB, MB, GB or TB, such as 16MB", quote(v.Value)))
 			return
@@ -228,7 +228,10 @@ func (d *decoder) size(path string, v ast.Node, dst *int64) {
 	d.ok[path] = true
 }
 
-func parseSize(s string) (int64, bool) {
+// ParseSize parses a size in bytes as PostgreSQL writes one: 65536, 64kB,
+// 16MB, 1GB, 1TB (a space before the unit is accepted). ok is false for
+// anything else, and for a negative or overflowing size.
+func ParseSize(s string) (n int64, ok bool) {
 	units := []struct {
 		suffix string
 		mult   int64

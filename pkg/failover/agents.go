@@ -44,7 +44,7 @@ func (s *AgentsSource) Follow(ctx context.Context, update func(Topology)) error 
 	if hc == nil {
 		hc = &http.Client{Timeout: time.Second}
 	}
-	log, ask := logger(s.Logger), confirmer(hc)
+	log, check := logger(s.Logger), &leaderCheck{hc: hc}
 	var last *Topology
 	for {
 		wait := cmp.Or(s.Interval, 250*time.Millisecond)
@@ -55,7 +55,7 @@ func (s *AgentsSource) Follow(ctx context.Context, update func(Topology)) error 
 			for _, m := range v.Members {
 				members[m.Name] = m
 			}
-			t, settled := membersTopology(ctx, v.Leader, members, ask)
+			t, settled := membersTopology(ctx, v.Leader, members, check.ok)
 			if !settled {
 				wait = min(wait, 100*time.Millisecond)
 			}

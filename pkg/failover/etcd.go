@@ -45,7 +45,7 @@ func (s *EtcdSource) Follow(ctx context.Context, update func(Topology)) error {
 	}
 	defer store.Close()
 	log := logger(s.Logger)
-	ask := confirmer(s.HTTP)
+	check := &leaderCheck{hc: s.HTTP}
 	changes := store.WatchAll(ctx)
 	var last *Topology
 	for {
@@ -60,7 +60,7 @@ func (s *EtcdSource) Follow(ctx context.Context, update func(Topology)) error {
 			log.Warn("cannot read the cluster from etcd; keeping the last topology", "err", err)
 			wait = 500 * time.Millisecond
 		default:
-			t, settled := membersTopology(ctx, snap.Leader, snap.Members, ask)
+			t, settled := membersTopology(ctx, snap.Leader, snap.Members, check.ok)
 			if !settled {
 				wait = 100 * time.Millisecond
 			}
@@ -84,18 +84,16 @@ func report(last *Topology, t Topology, update func(Topology)) *Topology {
 }
 
 // membersTopology builds the topology from the leader key and the
-// members' published states. settled is false while a leader is not yet
-// confirmed as primary: the caller should look again soon.
-func membersTopology(ctx context.Context, leader *cluster.Leader, members map[string]cluster.Member, confirm func(context.Context, cluster.Member, uint64) bool) (Topology, bool) {
+// members' published states. isPrimary says whether the leader runs as
+// the primary of its term. settled is false while it does not: the caller
+// should look again soon.
+func membersTopology(ctx context.Context, leader *cluster.Leader, members map[string]cluster.Member, isPrimary func(context.Context, cluster.Member, uint64) bool) (Topology, bool) {
 	if leader == nil {
 		return Topology{}, false
 	}
 	t := Topology{Term: leader.Term}
 	lm, ok := members[leader.Name]
-	if !ok || lm.Addr == "" {
-		return t, false
-	}
-	if !(lm.Term == leader.Term && lm.Role == cluster.RolePrimary && lm.State == "running") && !confirm(ctx, lm, leader.Term) {
+	if !ok || lm.Addr == "" || !isPrimary(ctx, lm, leader.Term) {
 		return t, false
 	}
 	t.Primary = &Node{Name: lm.Name, Addr: lm.Addr, APIURL: lm.APIURL}
@@ -119,29 +117,52 @@ func sortReplicas(r []Node) {
 	})
 }
 
-// confirmer asks a member's agent whether its PostgreSQL is the running
+// leaderCheck confirms that a leader runs as the primary of its term: by
+// its published state, or else by its agent's GET /primary. It does so
+// once per leadership: from then on the leader key alone keeps the node
+// the primary, so that a member record that lags or an API slow to answer
+// under load never makes clients drop their sessions. A crashed primary
+// is not kept by this: its agent restarts it in place or gives the key up,
+// and the key expires with a lost node.
+type leaderCheck struct {
+	hc   *http.Client // nil: a client with a 1 s timeout
+	name string
+	term uint64
+}
+
+func (c *leaderCheck) ok(ctx context.Context, m cluster.Member, term uint64) bool {
+	if m.Name == c.name && term == c.term {
+		return true
+	}
+	if (m.Term == term && m.Role == cluster.RolePrimary && m.State == "running") || c.askAPI(ctx, m, term) {
+		c.name, c.term = m.Name, term
+		return true
+	}
+	return false
+}
+
+// askAPI asks a member's agent whether its PostgreSQL is the running
 // primary of term.
-func confirmer(hc *http.Client) func(context.Context, cluster.Member, uint64) bool {
+func (c *leaderCheck) askAPI(ctx context.Context, m cluster.Member, term uint64) bool {
+	if m.APIURL == "" {
+		return false
+	}
+	hc := c.hc
 	if hc == nil {
 		hc = &http.Client{Timeout: time.Second}
 	}
-	return func(ctx context.Context, m cluster.Member, term uint64) bool {
-		if m.APIURL == "" {
-			return false
-		}
-		ctx, cancel := context.WithTimeout(ctx, time.Second)
-		defer cancel()
-		req, err := http.NewRequestWithContext(ctx, http.MethodHead, strings.TrimSuffix(m.APIURL, "/")+"/primary", nil)
-		if err != nil {
-			return false
-		}
-		resp, err := hc.Do(req)
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK && resp.Header.Get("X-Bulwark-Term") == strconv.FormatUint(term, 10)
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodHead, strings.TrimSuffix(m.APIURL, "/")+"/primary", nil)
+	if err != nil {
+		return false
 	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK && resp.Header.Get("X-Bulwark-Term") == strconv.FormatUint(term, 10)
 }
 
 func logger(l *slog.Logger) *slog.Logger {

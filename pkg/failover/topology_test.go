@@ -16,7 +16,7 @@ import (
 
 func member(name string, role cluster.Role, state string, term uint64, lsn wal.LSN) cluster.Member {
 	return cluster.Member{Name: name, Role: role, State: state, Term: term, LSN: lsn, Following: "a",
-		Addr: "10.0.0." + name + ":5432", APIURL: "http://" + name}
+		Addr: "10.0.0." + name + ":5432"}
 }
 
 func TestMembersTopology(t *testing.T) {
@@ -27,9 +27,10 @@ func TestMembersTopology(t *testing.T) {
 		"c": member("c", cluster.RoleReplica, "streaming", 7, 1000),
 		"d": member("d", cluster.RoleReplica, "running", 7, 1000), // not streaming
 	}
-	never := func(context.Context, cluster.Member, uint64) bool { return false }
+	// The record alone: a fresh check each time, members here have no API.
+	never := func(ctx context.Context, m cluster.Member, term uint64) bool { return (&leaderCheck{}).ok(ctx, m, term) }
 	always := func(context.Context, cluster.Member, uint64) bool { return true }
-	a := &Node{Name: "a", Addr: "10.0.0.a:5432", APIURL: "http://a"}
+	a := &Node{Name: "a", Addr: "10.0.0.a:5432"}
 	tests := []struct {
 		name        string
 		leader      *cluster.Leader
@@ -40,8 +41,8 @@ func TestMembersTopology(t *testing.T) {
 	}{
 		{"no leader", nil, running, always, Topology{}, false},
 		{"steady", leader, running, never, Topology{Term: 7, Primary: a, Replicas: []Node{
-			{Name: "c", Addr: "10.0.0.c:5432", APIURL: "http://c"},
-			{Name: "b", Addr: "10.0.0.b:5432", LagBytes: 100, APIURL: "http://b"},
+			{Name: "c", Addr: "10.0.0.c:5432"},
+			{Name: "b", Addr: "10.0.0.b:5432", LagBytes: 100},
 		}}, true},
 		{"leader's record is of an older term, API says no", leader, map[string]cluster.Member{
 			"a": member("a", cluster.RoleReplica, "streaming", 6, 1000),
@@ -61,6 +62,25 @@ func TestMembersTopology(t *testing.T) {
 				t.Errorf("settled %v (want %v); topology (-want +got):\n%s", settled, tt.wantSettled, diff)
 			}
 		})
+	}
+}
+
+// TestLeaderCheckSticks: once a leader is confirmed in a term, a record
+// that says otherwise does not drop it; a new term is confirmed afresh.
+func TestLeaderCheckSticks(t *testing.T) {
+	c := &leaderCheck{}
+	ctx := t.Context()
+	if !c.ok(ctx, member("a", cluster.RolePrimary, "running", 3, 0), 3) {
+		t.Fatal("a running primary of term 3 was not confirmed")
+	}
+	if !c.ok(ctx, member("a", cluster.RoleNone, "unreachable", 3, 0), 3) {
+		t.Error("a confirmed leader was dropped for a record that lags")
+	}
+	if c.ok(ctx, member("a", cluster.RoleNone, "unreachable", 3, 0), 4) {
+		t.Error("term 4 was confirmed on term 3's confirmation")
+	}
+	if c.ok(ctx, member("b", cluster.RoleReplica, "streaming", 3, 0), 3) {
+		t.Error("another node was confirmed on a's confirmation")
 	}
 }
 
