@@ -7,7 +7,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/bulwarkdb/bulwark/internal/drill"
 	"github.com/bulwarkdb/bulwark/internal/plan"
+	"github.com/bulwarkdb/bulwark/internal/runbook"
 )
 
 // errPlanFallsShort is returned by plan check when the plan cannot meet its
@@ -16,7 +18,7 @@ var errPlanFallsShort = errors.New("the plan cannot meet its targets")
 
 func (a *app) newPlanCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "plan", Short: "Check the DR plan file"}
-	cmd.AddCommand(a.newPlanCheckCmd())
+	cmd.AddCommand(a.newPlanCheckCmd(), a.newPlanRunbookCmd())
 	return cmd
 }
 
@@ -70,8 +72,14 @@ func (a *app) planToCheck(cmd *cobra.Command, argv []string) (*plan.Plan, error)
 // no restore measurements yet, so it knows nothing: Check then warns that
 // the RTO is untested. When restore drills keep a history, this is where
 // the last one's duration and time are read, from the plan's repositories.
-func (a *app) planFacts(_ context.Context, _ *plan.Plan) (plan.Facts, error) {
-	return plan.Facts{}, nil
+// planFacts gathers what plan check measures against: the last restore
+// test from the drill history (none yet: restore-test drills are to come).
+func (a *app) planFacts(_ context.Context, p *plan.Plan) (plan.Facts, error) {
+	latest, err := drill.History{Dir: p.Drills.History}.Latest()
+	if err != nil {
+		a.log.Warn("drill history unreadable; plan check goes on without it", "err", err)
+	}
+	return runbook.RestoreFromDrills(latest), nil
 }
 
 // printFindings prints the findings of p and returns errPlanFallsShort if

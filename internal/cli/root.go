@@ -54,6 +54,7 @@ const exitCodesHelp = `Exit codes:
   2    usage error (bad flag, argument or plan file)
   3    refused for safety, retry later (the repository is locked)
   4    the repository is damaged (repo verify found problems)
+  5    a drill failed (a checker failed or a target was missed)
   130  interrupted`
 
 // usageError marks errors in how bulwark was called.
@@ -102,7 +103,7 @@ func (a *app) newRootCmd() *cobra.Command {
 	pf.StringVarP(&a.output, "output", "o", "text", "output format: text or json")
 	pf.StringVar(&a.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	root.AddCommand(a.newRepoCmd(), a.newBackupCmd(), a.newRestoreCmd(), a.newWalCmd(), a.newStatusCmd(), a.newExpireCmd(), a.newScheduleCmd(), a.newPlanCmd(),
-		a.newAgentCmd(), a.newClusterCmd(), a.newUpCmd(), a.newDownCmd(), a.newEtcdCmd(), a.newProxyCmd())
+		a.newAgentCmd(), a.newClusterCmd(), a.newUpCmd(), a.newDownCmd(), a.newEtcdCmd(), a.newProxyCmd(), a.newDrillCmd())
 	return root
 }
 

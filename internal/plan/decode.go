@@ -112,6 +112,11 @@ func (d *decoder) decode(data []byte) *Plan {
 		{"archiving", func(path string, v ast.Node) { d.archiving(path, v, &p.Archiving) }},
 		{"replication", func(path string, v ast.Node) { d.replication(path, v, &p.Replication) }},
 		{"schedules", func(path string, v ast.Node) { d.schedules(path, v, &p.Schedules) }},
+		{"drills", func(path string, v ast.Node) {
+			d.mapping(path, v, []field{
+				{"history", func(path string, v ast.Node) { d.str(path, v, &p.Drills.History) }},
+			})
+		}},
 		{"cluster", func(path string, v ast.Node) { d.cluster(path, v, &p.Cluster) }},
 	})
 	if !d.ok[""] {

@@ -92,6 +92,7 @@ func FuzzRoundTrip(f *testing.F) {
 			Repositories: []Repository{{Name: repo, URL: url, PasswordFile: pwfile}},
 			Archiving:    Archiving{Mode: DefaultArchiveMode},
 			Replication:  Replication{Mode: DefaultReplicationMode},
+			Drills:       Drills{History: "drills"},
 			Path:         "f.yaml",
 		}
 		out, err := Parse("f.yaml", format(in))
@@ -168,6 +169,9 @@ func format(p *Plan) []byte {
 	fmt.Fprintf(&b, "replication:\n  mode: %s\n", q(string(p.Replication.Mode)))
 	if p.Replication.SyncCount != 0 {
 		fmt.Fprintf(&b, "  sync_count: %d\n", p.Replication.SyncCount)
+	}
+	if filepath.IsAbs(p.Drills.History) {
+		fmt.Fprintf(&b, "drills:\n  history: %s\n", q(p.Drills.History))
 	}
 	if len(p.Schedules) > 0 {
 		b.WriteString("schedules:\n")

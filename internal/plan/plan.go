@@ -43,6 +43,7 @@ type Plan struct {
 	Replication  Replication  // how the primary replicates to its standbys
 	Cluster      *Cluster     // the nodes and agents of an HA cluster; nil when the plan has none
 	Schedules    []Schedule   // jobs run on a timetable; names are unique; may be empty
+	Drills       Drills       // where drill results are kept
 	Path         string       // the file the plan came from, as given to Load or Parse
 }
 
@@ -202,11 +203,22 @@ func Parse(file string, data []byte) (*Plan, error) {
 	p.Archiving.Mode = cmp.Or(p.Archiving.Mode, DefaultArchiveMode)
 	p.Replication.Mode = cmp.Or(p.Replication.Mode, DefaultReplicationMode)
 	p.fillClusterDefaults()
+	if p.Drills.History == "" {
+		p.Drills.History = filepath.Join(filepath.Dir(file), "drills")
+	}
+	p.Drills.History = filepath.Clean(p.Drills.History)
 	for i := range p.Schedules {
 		s := &p.Schedules[i]
 		s.Repository = cmp.Or(s.Repository, p.Repositories[0].Name)
 	}
 	return p, nil
+}
+
+// Drills configures DR drills.
+type Drills struct {
+	// History is the directory drill results and reports are kept in;
+	// default "drills" beside the plan file.
+	History string
 }
 
 // Repository picks the repository a command works on. An empty nameOrURL is

@@ -59,7 +59,8 @@ func TestLoadExample(t *testing.T) {
 			{Name: "to-offsite", Cron: mustCron(t, "30 2 * * *"), Job: JobSync, Repository: "local", To: "offsite"},
 			{Name: "expire", Cron: mustCron(t, "@daily"), Job: JobExpire, Repository: "local"},
 		},
-		Path: "testdata/bulwark.yaml",
+		Drills: Drills{History: "testdata/drills"},
+		Path:   "testdata/bulwark.yaml",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Load mismatch (-want +got):\n%s", diff)
@@ -178,6 +179,7 @@ func TestParseGood(t *testing.T) {
 				Repositories: []Repository{{Name: "local", URL: "file:///var/lib/bulwark/repo"}},
 				Archiving:    Archiving{Mode: ArchiveNone},
 				Replication:  Replication{Mode: ReplicationNone},
+				Drills:       Drills{History: "drills"},
 				Path:         "t.yaml",
 			}
 			tt.want(want)
@@ -354,6 +356,7 @@ func TestParseProblems(t *testing.T) {
 		}},
 
 		// Schedules.
+		{"relative drills history", minimal + "drills: {history: rel}\n", []want{{12, 19, "drills.history", "absolute path"}}},
 		{"schedules not a list", minimal + "schedules: {}\n", []want{{12, 12, "schedules", "must be a list of schedules, not a mapping"}}},
 		{"empty schedule", minimal + "schedules:\n  -\n", []want{{13, 3, "schedules[0]", "empty entry; a schedule needs a name, a cron and a job"}}},
 		{"schedule without name, cron and job", minimal + "schedules:\n  - type: full\n", []want{

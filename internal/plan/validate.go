@@ -29,6 +29,9 @@ func (d *decoder) validate(p *Plan) {
 	d.validateReplication(p.Replication)
 	d.validateSchedules(p.Schedules, p.Repositories)
 	d.validateCluster(p)
+	if d.ok["drills.history"] {
+		d.check("drills.history", checkPath(p.Drills.History))
+	}
 }
 
 // require reports path if it is absent or empty, and says whether its value

@@ -1,0 +1,122 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+
+	"github.com/bulwarkdb/bulwark/internal/drill"
+	"github.com/bulwarkdb/bulwark/internal/pg"
+	"github.com/bulwarkdb/bulwark/internal/plan"
+)
+
+// localFaults injects a drill's faults into a cluster made by bulwark up,
+// whose processes run on this machine: DIR/NODE/agent.pid and each node's
+// postmaster.pid say which processes a node has.
+type localFaults struct {
+	a   *app
+	dir string
+	p   *plan.Plan
+}
+
+var _ drill.Faults = (*localFaults)(nil)
+
+// newLocalFaults checks that the plan's cluster was laid out by bulwark up.
+func newLocalFaults(a *app, p *plan.Plan) (*localFaults, error) {
+	dir := filepath.Dir(p.Path)
+	for _, n := range p.Cluster.Nodes {
+		if _, err := os.Stat(filepath.Join(dir, n.Name, "agent.pid")); err != nil {
+			return nil, usageError{fmt.Errorf("drills inject faults into processes on this machine, laid out by bulwark up "+
+				"(DIR/NODE/agent.pid); %s has no %s/agent.pid: %w", dir, n.Name, err)}
+		}
+	}
+	return &localFaults{a: a, dir: dir, p: p}, nil
+}
+
+func (f *localFaults) node(name string) (plan.Node, error) {
+	for _, n := range f.p.Cluster.Nodes {
+		if n.Name == name {
+			return n, nil
+		}
+	}
+	return plan.Node{}, fmt.Errorf("no node %q in the plan", name)
+}
+
+func (f *localFaults) postmaster(name string) (int, error) {
+	n, err := f.node(name)
+	if err != nil {
+		return 0, err
+	}
+	pid, ok := (&pg.Instance{BinDir: f.p.Postgres.BinDir, DataDir: n.PGData}).PID()
+	if !ok {
+		return 0, fmt.Errorf("%s's PostgreSQL is not running", name)
+	}
+	return pid, nil
+}
+
+func (f *localFaults) agent(name string) (int, error) {
+	pid, ok := pidAlive(filepath.Join(f.dir, name, "agent.pid"))
+	if !ok {
+		return 0, fmt.Errorf("%s's agent is not running", name)
+	}
+	return pid, nil
+}
+
+func (f *localFaults) Crash(name string) error {
+	pid, err := f.postmaster(name)
+	if err != nil {
+		return err
+	}
+	return syscall.Kill(pid, syscall.SIGKILL)
+}
+
+func (f *localFaults) KillNode(name string) error {
+	agent, err := f.agent(name)
+	if err != nil {
+		return err
+	}
+	pm, err := f.postmaster(name)
+	if err != nil {
+		return err
+	}
+	return errors.Join(syscall.Kill(agent, syscall.SIGKILL), syscall.Kill(pm, syscall.SIGKILL))
+}
+
+// Freeze stops the node's agent, postmaster and the postmaster's children,
+// as a hung machine would.
+func (f *localFaults) Freeze(name string) error { return f.signalNode(name, syscall.SIGSTOP) }
+
+func (f *localFaults) Thaw(name string) error { return f.signalNode(name, syscall.SIGCONT) }
+
+func (f *localFaults) signalNode(name string, sig syscall.Signal) error {
+	var pids []int
+	if pid, err := f.agent(name); err == nil {
+		pids = append(pids, pid)
+	}
+	if pm, err := f.postmaster(name); err == nil {
+		pids = append(append(pids, pm), pg.ChildPIDs(pm)...)
+	}
+	if len(pids) == 0 {
+		return fmt.Errorf("%s has no running process", name)
+	}
+	var errs []error
+	for _, pid := range pids {
+		if err := syscall.Kill(pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Heal starts the agents the faults killed; they start their PostgreSQL.
+func (f *localFaults) Heal(context.Context) error {
+	for _, n := range f.p.Cluster.Nodes {
+		if err := f.a.startLocalAgent(f.dir, f.p, n); err != nil {
+			return err
+		}
+	}
+	return nil
+}

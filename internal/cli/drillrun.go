@@ -1,0 +1,139 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/bulwarkdb/bulwark/internal/drill"
+	"github.com/bulwarkdb/bulwark/internal/plan"
+	"github.com/bulwarkdb/bulwark/pkg/failover"
+)
+
+type drillFlags struct {
+	scenario string
+	runs     int
+	via      string
+	timeout  time.Duration
+}
+
+// errDrillFailed is returned when a drill ran but missed a target or a
+// run's checker failed.
+var errDrillFailed = errors.New("the drill failed")
+
+func (a *app) newDrillRunCmd() *cobra.Command {
+	var f drillFlags
+	cmd := &cobra.Command{
+		Use:   "run --plan P --scenario S [--runs N]",
+		Short: "Inject a fault under a write workload and judge the recovery against the plan's RTO and RPO",
+		Long: "Run a write workload of numbered writes (through the client library, or --via a proxy's\n" +
+			"read-write address), inject the scenario's fault, wait for the cluster to recover and heal,\n" +
+			"then check what survived. Scenarios: " + strings.Join(drill.Scenarios, ", ") + ".\n" +
+			"Faults are injected into processes on this machine (a cluster made by bulwark up).\n" +
+			"Results and reports go to the plan's drills.history directory.\n" +
+			"Exit status 5 when a run's checker failed or a target was missed.",
+		Args: args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error { return a.drillRun(cmd.Context(), f) },
+	}
+	cmd.Flags().StringVar(&f.scenario, "scenario", "", "the fault: "+strings.Join(drill.Scenarios, ", "))
+	cmd.Flags().IntVar(&f.runs, "runs", 1, "how many times; figures are then reported as distributions")
+	cmd.Flags().StringVar(&f.via, "via", "", "write through this host:port (a proxy's read-write port) instead of the client library")
+	cmd.Flags().DurationVar(&f.timeout, "timeout", 2*time.Minute, "longest wait for the cluster to recover or heal, per run")
+	cmd.MarkFlagRequired("scenario")
+	return cmd
+}
+
+func (a *app) drillRun(ctx context.Context, f drillFlags) error {
+	p, c, err := a.clusterPlan()
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(drill.Scenarios, f.scenario) {
+		return usageError{fmt.Errorf("--scenario %q: want one of %s", f.scenario, strings.Join(drill.Scenarios, ", "))}
+	}
+	if f.runs < 1 || f.runs > 100 {
+		return usageError{errors.New("--runs must be from 1 to 100")}
+	}
+	faults, err := newLocalFaults(a, p)
+	if err != nil {
+		return err
+	}
+	store, err := a.openClusterStore(c)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	o := drill.Options{Store: store, Nodes: c.NodeNames(), Faults: faults, RTO: p.Service.RTO, RPO: p.Service.RPO,
+		Timeout: f.timeout, Logger: a.log, NewWriter: a.drillWriter(c, f.via)}
+	res, err := drill.Perform(ctx, o, f.scenario, f.runs)
+	if err != nil {
+		return err
+	}
+	res.Cluster, res.Service, res.Tier = c.Name, p.Service.Name, p.Service.Tier
+	if err := a.keepDrill(p, &res); err != nil {
+		return err
+	}
+	if a.json() {
+		if err := json.NewEncoder(a.stdout).Encode(res); err != nil {
+			return err
+		}
+	} else if err := drill.WriteText(a.stdout, res); err != nil {
+		return err
+	}
+	if !res.Passed {
+		return &exitError{code: 5, err: errDrillFailed}
+	}
+	return nil
+}
+
+// keepDrill summarises the result, renders its reports and saves it in
+// the plan's drill history.
+func (a *app) keepDrill(p *plan.Plan, res *drill.Result) error {
+	drill.Summarize(res, p.Service.RTO, p.Service.RPO)
+	h := drill.History{Dir: p.Drills.History}
+	dir, err := h.Save(*res)
+	if err != nil {
+		return err
+	}
+	if err := drill.Render(dir, res); err != nil {
+		return err
+	}
+	_, err = h.Save(*res) // with the reports' paths
+	return err
+}
+
+// drillWriter makes the workload's writer: the client library following
+// the cluster through etcd, or one connection at a time to via.
+func (a *app) drillWriter(c *plan.Cluster, via string) func(context.Context) (drill.Writer, func(), error) {
+	conn := "dbname=postgres " + c.ConnOptions
+	if !strings.Contains(c.ConnOptions, "user=") {
+		conn += " user=postgres"
+	}
+	return func(ctx context.Context) (drill.Writer, func(), error) {
+		if via != "" {
+			host, port, ok := strings.Cut(via, ":")
+			if !ok {
+				return nil, nil, usageError{fmt.Errorf("--via %q: want host:port", via)}
+			}
+			w := &drill.ConnWriter{ConnString: fmt.Sprintf("host=%s port=%s connect_timeout=2 %s", host, port, conn)}
+			return w, w.Close, nil
+		}
+		src, err := etcdSource(c, a.log)
+		if err != nil {
+			return nil, nil, err
+		}
+		octx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		pool, err := failover.Open(octx, failover.Config{ConnString: conn + " connect_timeout=2", Source: src, Logger: a.log})
+		if err != nil {
+			return nil, nil, err
+		}
+		return drill.PoolWriter{Pool: pool}, pool.Close, nil
+	}
+}

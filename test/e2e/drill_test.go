@@ -1,0 +1,126 @@
+package e2e
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/bulwarkdb/bulwark/internal/drill"
+	"github.com/bulwarkdb/bulwark/internal/pg"
+	"github.com/bulwarkdb/bulwark/internal/pgtest"
+)
+
+// drillJSON runs bulwark drill run with args and decodes its JSON.
+func (c *haCluster) drill(wantCode int, args ...string) drill.Result {
+	c.t.Helper()
+	r := c.e.run(append([]string{"drill", "run", "--plan", c.plan, "-o", "json"}, args...)...)
+	var res drill.Result
+	err := json.Unmarshal([]byte(r.stdout), &res)
+	if r.code != wantCode {
+		var failures []string
+		for _, run := range res.Runs {
+			failures = append(failures, run.Failures...)
+		}
+		c.t.Fatalf("drill run %v: exit %d, want %d; failures %q\nstderr: %s", args, r.code, wantCode, failures, tailLines(r.stderr, 30))
+	}
+	if err != nil {
+		c.t.Fatalf("drill run %v: %v\n%s", args, err, r.stdout)
+	}
+	return res
+}
+
+// TestDrillScenarios runs every scenario once against a sync cluster:
+// each passes, loses no acknowledged write, sees no split brain, leaves
+// the replicas consistent and the old primary rejoined, and is kept in the
+// history with its reports.
+func TestDrillScenarios(t *testing.T) {
+	c := startCluster(t, "--replication", "sync", "--crash-restarts", "0")
+	c.waitSync(60 * time.Second)
+	for _, s := range drill.Scenarios {
+		res := c.drill(0, "--scenario", s)
+		if len(res.Runs) != 1 {
+			t.Fatalf("%s: %d runs", s, len(res.Runs))
+		}
+		r := res.Runs[0]
+		t.Logf("%s: %s -> %s, detection %.3fs, failover %.3fs, client RTO %.3fs, %d acked, %d lost, reconnect %.3fs",
+			s, r.OldPrimary, r.NewPrimary, r.DetectionS, r.FailoverS, r.ClientRTOS, r.AckedWrites, r.AckedLost, r.ReconnectS)
+		if !res.Passed || !r.Passed || r.AckedLost != 0 || r.SplitBrain || !r.Consistent || !r.Rejoined || r.AckedWrites == 0 {
+			t.Errorf("%s: %+v", s, r)
+		}
+		if s == drill.NodeLoss || s == drill.Switchover || s == drill.PrimaryHang || s == drill.PrimaryCrash {
+			if r.NewPrimary == r.OldPrimary {
+				t.Errorf("%s: the primary did not change (%s)", s, r.OldPrimary)
+			}
+		}
+		if _, err := os.Stat(res.Reports["html"]); err != nil {
+			t.Errorf("%s: HTML report: %v", s, err)
+		}
+	}
+	out := c.e.ok("drill", "history", "--plan", c.plan)
+	for _, s := range drill.Scenarios {
+		if !strings.Contains(out, s) {
+			t.Errorf("drill history lacks %s:\n%s", s, out)
+		}
+	}
+}
+
+// TestDrillCatchesLostWrites: an async cluster whose replicas lag (their
+// WAL receivers frozen) loses acknowledged writes when its primary's node
+// is lost; with an RPO of 0 the drill fails (exit 5) and names them.
+func TestDrillCatchesLostWrites(t *testing.T) {
+	c := startCluster(t, "--crash-restarts", "0")
+	st := c.waitHealthy(30 * time.Second)
+	c.e.ok("cluster", "config", "set", "--plan", c.plan, "maximum_lag_on_failover=1073741824")
+	plan, err := os.ReadFile(c.plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pgtest.WriteFile(t, c.plan, []byte(strings.Replace(string(plan), "rpo: 30s", "rpo: 0s", 1)))
+
+	// Freeze every replica's WAL receiver once the drill's workload runs,
+	// and let them go once another node leads.
+	var receivers []int
+	for _, m := range st.Members {
+		if m.Name != st.Leader {
+			pm := c.postmaster(m.Name)
+			for _, pid := range pg.ChildPIDs(pm) {
+				if comm, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "comm")); strings.HasPrefix(string(comm), "postgres") {
+					if cmd, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline")); strings.Contains(string(cmd), "walreceiver") {
+						receivers = append(receivers, pid)
+					}
+				}
+			}
+		}
+	}
+	if len(receivers) != len(st.Members)-1 {
+		t.Fatalf("found %d WAL receivers, want %d", len(receivers), len(st.Members)-1)
+	}
+	done := make(chan drill.Result)
+	go func() { done <- c.drill(5, "--scenario", drill.NodeLoss) }()
+	time.Sleep(2 * time.Second) // the drill's workload warms up for 3 s
+	for _, pid := range receivers {
+		syscall.Kill(pid, syscall.SIGSTOP)
+	}
+	// Thaw them once the key has moved: a frozen WAL receiver would hold
+	// up the promotion, which waits for it to exit.
+	pgtest.Eventually(t, 60*time.Second, func() error {
+		if now := c.status(); now.Term == st.Term {
+			return errString("no new leader yet")
+		}
+		return nil
+	})
+	for _, pid := range receivers {
+		syscall.Kill(pid, syscall.SIGCONT)
+	}
+	res := <-done
+	r := res.Runs[0]
+	t.Logf("lagging replicas: %d of %d acknowledged writes lost, RPO %.3fs, failures %q", r.AckedLost, r.AckedWrites, r.RPOS, r.Failures)
+	if res.Passed || r.Passed || r.AckedLost == 0 || len(r.LostSeqs) == 0 || !strings.Contains(strings.Join(r.Failures, "\n"), "acknowledged writes lost") {
+		t.Errorf("the drill did not report the lost writes: passed %v, lost %d %v, failures %q", res.Passed, r.AckedLost, r.LostSeqs, r.Failures)
+	}
+}
