@@ -61,6 +61,11 @@ func (s *EtcdSource) Follow(ctx context.Context, update func(Topology)) error {
 			wait = 500 * time.Millisecond
 		default:
 			t, settled := membersTopology(ctx, snap.Leader, snap.Members, check.ok)
+			if snap.Leader == nil {
+				// No leader: the last term granted, so that followers drop
+				// the old primary rather than take this for a stale view.
+				t.Term = snap.Term
+			}
 			if !settled {
 				wait = 100 * time.Millisecond
 			}

@@ -28,7 +28,9 @@ func TestMembersTopology(t *testing.T) {
 		"d": member("d", cluster.RoleReplica, "running", 7, 1000), // not streaming
 	}
 	// The record alone: a fresh check each time, members here have no API.
-	never := func(ctx context.Context, m cluster.Member, term uint64) bool { return (&leaderCheck{}).ok(ctx, m, term) }
+	never := func(ctx context.Context, m cluster.Member, term uint64) bool {
+		return (&leaderCheck{}).ok(ctx, m, term)
+	}
 	always := func(context.Context, cluster.Member, uint64) bool { return true }
 	a := &Node{Name: "a", Addr: "10.0.0.a:5432"}
 	tests := []struct {
