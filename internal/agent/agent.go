@@ -59,6 +59,10 @@ type Options struct {
 	// RestoreCommand is the replicas' restore_command ("" for none): WAL
 	// the leader no longer has comes from the archive.
 	RestoreCommand string
+	// ArchiveCommand is every node's archive_command ("" leaves WAL
+	// archiving alone): archive_mode is then on, so the primary archives.
+	ArchiveCommand string
+	ArchiveTimeout time.Duration // archive_timeout with ArchiveCommand; 0 for PostgreSQL's default
 	// Watchdog is the Linux watchdog device armed while this node leads
 	// (docs/ha.md); WatchdogMode "" or WatchdogOff leaves it alone.
 	Watchdog, WatchdogMode string

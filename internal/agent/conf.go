@@ -91,6 +91,13 @@ func (a *Agent) settings(leader *Node) map[string]string {
 	if a.o.RestoreCommand != "" {
 		set("restore_command", a.o.RestoreCommand)
 	}
+	if a.o.ArchiveCommand != "" {
+		set("archive_mode", "on")
+		set("archive_command", a.o.ArchiveCommand)
+		if a.o.ArchiveTimeout > 0 {
+			setDefault(s, "archive_timeout", fmt.Sprintf("%dms", a.o.ArchiveTimeout.Milliseconds()))
+		}
+	}
 	if leader != nil {
 		set("primary_conninfo", a.libpqConn(*leader))
 		set("primary_slot_name", slotName(a.o.Self.Name))

@@ -133,6 +133,10 @@ func (a *app) agentOptions(p *plan.Plan, c *plan.Cluster, self plan.Node) (agent
 		return o, err
 	}
 	o.RestoreCommand = rc
+	if o.ArchiveCommand, err = archiveCommand(p); err != nil {
+		return o, err
+	}
+	o.ArchiveTimeout = p.Archiving.Timeout
 	o.Watchdog, o.WatchdogMode = c.Watchdog.Device, c.Watchdog.Mode
 	token, err := readToken(c.APITokenFile)
 	if err != nil {

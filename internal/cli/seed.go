@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -50,6 +49,23 @@ func (a *app) seedReplica(ctx context.Context, dataDir string, systemID uint64) 
 // not in a file (the agents could not hand it to PostgreSQL without putting
 // it in the environment).
 func replicaRestoreCommand(p *plan.Plan) (string, error) {
+	return walCommand(p, "fetch", "%f %p")
+}
+
+// archiveCommand is the archive_command the agents set when the plan
+// archives WAL with archive_command: bulwark wal push into the plan's first
+// repository. "" for another archiving mode.
+func archiveCommand(p *plan.Plan) (string, error) {
+	if p.Archiving.Mode != plan.ArchiveCommand {
+		return "", nil
+	}
+	return walCommand(p, "push", "%p")
+}
+
+// walCommand is this binary's `wal VERB` on the plan's first repository,
+// shell-quoted, followed by PostgreSQL's placeholders; "" when the plan
+// archives no WAL or its repository has no password file.
+func walCommand(p *plan.Plan, verb, placeholders string) (string, error) {
 	if p.Archiving.Mode == plan.ArchiveNone || len(p.Repositories) == 0 || p.Repositories[0].PasswordFile == "" {
 		return "", nil
 	}
@@ -61,9 +77,9 @@ func replicaRestoreCommand(p *plan.Plan) (string, error) {
 		return "", err
 	}
 	r := p.Repositories[0]
-	argv := []string{exe, "wal", "fetch", "--repo", r.URL, "--password-file", r.PasswordFile}
+	argv := []string{exe, "wal", verb, "--repo", r.URL, "--password-file", r.PasswordFile}
 	for i, s := range argv {
 		argv[i] = shellQuote(s)
 	}
-	return fmt.Sprintf("%s %%f %%p", strings.Join(argv, " ")), nil
+	return strings.Join(argv, " ") + " " + placeholders, nil
 }

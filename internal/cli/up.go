@@ -45,6 +45,7 @@ type upFlags struct {
 	crashRestarts int
 	timeout       time.Duration
 	tls           bool
+	archive       bool
 }
 
 func (a *app) newUpCmd() *cobra.Command {
@@ -65,6 +66,7 @@ func (a *app) newUpCmd() *cobra.Command {
 	cmd.Flags().DurationVar(&f.ttl, "ttl", plan.DefaultTTL, "leader lease TTL")
 	cmd.Flags().IntVar(&f.crashRestarts, "crash-restarts", plan.DefaultCrashRestarts, "restarts of a crashed primary in place before failing over (0: fail over at once)")
 	cmd.Flags().DurationVar(&f.timeout, "timeout", 2*time.Minute, "give up if the cluster is not healthy by then")
+	cmd.Flags().BoolVar(&f.archive, "archive", false, "archive WAL into the local repository with archive_command (archive_timeout 10s), for point-in-time recovery (only when the cluster is created)")
 	cmd.Flags().BoolVar(&f.tls, "tls", false, "run etcd, the agents' API and PostgreSQL (clients and replication) over TLS with a CA made in DIR/tls (only when the cluster is created)")
 	cmd.MarkFlagRequired("dir")
 	return cmd
@@ -182,7 +184,7 @@ postgres: {pgdata: %s}
 repositories:
   - {name: local, url: "file://%s", password_file: %s}
 replication: {mode: %s%s}
-cluster:
+%scluster:
   etcd: {endpoints: ["%s://127.0.0.1:%d"]%s}
   ttl: %s
   loop_wait: 1s
@@ -192,7 +194,7 @@ cluster:
   nodes:
 `, map[bool]string{true: "0s", false: "30s"}[f.replication != "async"], filepath.Join(dir, "n1", "pgdata"),
 		filepath.Join(dir, "repo"), filepath.Join(dir, "repo-pass"), f.replication, map[bool]string{true: ", sync_count: 1", false: ""}[f.replication == "quorum"],
-		sec.scheme, ports[0], sec.etcdTLS, f.ttl, f.crashRestarts, tokenFile, sec.clusterLines, socketDir(dir), sec.parameters)
+		map[bool]string{true: "archiving: {mode: archive_command, archive_timeout: 10s}\n", false: ""}[f.archive], sec.scheme, ports[0], sec.etcdTLS, f.ttl, f.crashRestarts, tokenFile, sec.clusterLines, socketDir(dir), sec.parameters)
 	for i := range f.nodes {
 		name := fmt.Sprintf("n%d", i+1)
 		fmt.Fprintf(&b, "    - {name: %s, host: 127.0.0.1, port: %d, api: \"127.0.0.1:%d\", pgdata: %s}\n",

@@ -578,3 +578,45 @@ func TestHAAgentStopBlocksCommits(t *testing.T) {
 	c.e.ok("up", "--dir", c.dir, "--timeout", "60s")
 	c.e.ok("cluster", "resume", "--plan", c.plan)
 }
+
+// TestHAArchivesWAL: with the plan's archiving on (bulwark up --archive),
+// the primary archives WAL into the repository, and so does the node
+// promoted after it.
+func TestHAArchivesWAL(t *testing.T) {
+	c := startCluster(t, "--archive", "--crash-restarts", "0")
+	st := c.waitHealthy(30 * time.Second)
+	checkArchives(t, st.member(st.Leader).Conn)
+	c.signal(c.postmaster(st.Leader), syscall.SIGKILL)
+	next := c.waitNewLeader(st.Leader, st.Term, 30*time.Second)
+	checkArchives(t, next.member(next.Leader).Conn)
+}
+
+// checkArchives switches the primary at conn to a new WAL segment and
+// waits until the one it closed is archived, with no archive failure.
+func checkArchives(t *testing.T, conn string) {
+	t.Helper()
+	ctx := t.Context()
+	db, err := pgx.Connect(ctx, conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close(context.Background())
+	var seg string
+	if err := db.QueryRow(ctx, "SELECT pg_walfile_name(pg_switch_wal())").Scan(&seg); err != nil {
+		t.Fatal(err)
+	}
+	pgtest.Eventually(t, 30*time.Second, func() error {
+		var ok bool
+		var failed int64
+		if err := db.QueryRow(ctx, "SELECT coalesce(last_archived_wal, '') >= $1, failed_count FROM pg_stat_archiver", seg).Scan(&ok, &failed); err != nil {
+			return err
+		}
+		if failed > 0 {
+			return errString("archive_command failed")
+		}
+		if !ok {
+			return errString(seg + " not archived yet")
+		}
+		return nil
+	})
+}
