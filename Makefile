@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin/bulwark
 
-.PHONY: build test test-short demo bench bench-backup bench-wal bench-s3 bench-ha bench-proxy clean
+.PHONY: build test test-short demo demo-backup bench bench-backup bench-wal bench-s3 bench-ha bench-proxy clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/bulwark
@@ -20,6 +20,10 @@ test-short:
 
 demo:
 	bash scripts/demo.sh
+
+# The backup tour: full and incremental backups, a restore, every table compared.
+demo-backup:
+	bash scripts/demo-backup.sh
 
 # Every benchmark, side by side with its peer (pgBackRest, pg_basebackup, Patroni).
 bench: bench-backup bench-wal bench-s3 bench-ha bench-proxy

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# demo.sh: a tour of bulwark against a real local PostgreSQL 15.
+# demo-backup.sh: backups, incrementals and a restore against a real local PostgreSQL 15
+# (make demo-backup; make demo is the HA and DR tour, scripts/demo.sh).
 #
 # It initdbs a server with data checksums on a free loopback port, loads data,
 # takes a full backup, writes more, takes an incremental backup, restores the

@@ -46,6 +46,8 @@ need postgresql-15 "$PG_BIN/postgres" "$PG_BIN/initdb" "$PG_BIN/pg_ctl" "$PG_BIN
 need postgresql-client-15 "$PG_BIN/psql" "$PG_BIN/pg_basebackup" "$PG_BIN/pg_amcheck" \
 	"$PG_BIN/pg_controldata" "$PG_BIN/pg_rewind"
 need haproxy /usr/sbin/haproxy
+need jq /usr/bin/jq     # make demo reads bulwark's JSON
+need curl /usr/bin/curl # make demo waits for the proxy's /health
 if $bench; then
 	need pgbackrest /usr/bin/pgbackrest
 fi
