@@ -203,8 +203,10 @@ func (a *Agent) blockCommitsLocked() {
 // stopLeading runs when the agent stops. PostgreSQL keeps running, so
 // that a restarted agent adopts its lease and carries on; but a primary
 // whose agent stays away could go on taking writes after another node is
-// elected. So a leader blocks commits (the fence's first step) until an
-// agent leads here again, unless the cluster is paused for maintenance.
+// elected. So a leader blocks commits (the fence's first two steps) until
+// an agent leads here again, unless the cluster is paused for maintenance.
+// Sessions that set synchronous_commit to local or off are not held by
+// this: only the watchdog (left armed) or stopping PostgreSQL stops them.
 func (a *Agent) stopLeading(ctx context.Context) {
 	a.mu.Lock()
 	leading, paused := a.st.leading, a.st.cfg.Paused
@@ -222,6 +224,13 @@ func (a *Agent) stopLeading(ctx context.Context) {
 	a.confMu.Lock()
 	a.blockCommitsLocked()
 	a.confMu.Unlock()
+	// Commits already waiting would be released as "committed locally"
+	// by a cancel: end their sessions instead, unacknowledged.
+	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	if _, err := a.terminateClients(tctx); err != nil {
+		a.log.Warn("stop: terminate client sessions", "err", err)
+	}
 	a.log.Warn("stopped while leading: commits wait until an agent leads again (pause the cluster to stop an agent without this)")
 }
 

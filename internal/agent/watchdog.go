@@ -93,17 +93,28 @@ func (a *Agent) watchdogTimeout() time.Duration {
 	return time.Duration(a.st.cfg.TTL) - max(time.Duration(a.st.cfg.LoopWait), time.Second)
 }
 
-// runWatchdog pets the watchdog every 500 ms while this node leads, its
-// lease holds and its main loop is not stuck, and disarms it when the node
-// stops leading or the agent stops cleanly.
+// runWatchdog keeps the watchdog alive while this node leads, its lease
+// was renewed less than 500 ms ago (so the device fires before the lease
+// can expire if nothing renews it) and its main loop is not stuck. It
+// disarms it when the node stops leading, or the agent stops while not
+// leading or paused.
 func (a *Agent) runWatchdog(ctx context.Context) {
 	w := a.wd
 	defer func() {
+		a.mu.Lock()
+		keep := a.st.leading && !a.st.cfg.Paused
+		a.mu.Unlock()
+		if keep {
+			// Stopping while leading is not giving up leadership: the
+			// device resets the node unless an agent is back in time.
+			a.log.Warn("stopping while leading: the watchdog stays armed")
+			return
+		}
 		if err := w.disarm(0); err != nil {
 			a.log.Warn("watchdog: disarm", "err", err)
 		}
 	}()
-	tick := time.NewTicker(500 * time.Millisecond)
+	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		select {
@@ -111,9 +122,16 @@ func (a *Agent) runWatchdog(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
+		// The device fires a timeout (ttl − margin) after the last
+		// keepalive: keep it alive only within 500 ms of a renewal, so
+		// that it fires at most 500 ms after the fence deadline, which is
+		// still before the lease can expire (the margin is max(loop_wait,
+		// 1 s)). Renewals come every loop_wait; this runs every 250 ms.
+		timeout := a.watchdogTimeout()
 		a.mu.Lock()
 		leading := a.st.leading
-		healthy := leading && time.Now().Before(a.fenceDeadlineLocked()) && time.Since(a.st.localAt) < time.Duration(a.st.cfg.TTL)
+		healthy := leading && !time.Now().Add(timeout-500*time.Millisecond).After(a.fenceDeadlineLocked()) &&
+			time.Since(a.st.localAt) < time.Duration(a.st.cfg.TTL)
 		a.mu.Unlock()
 		var err error
 		switch {
@@ -123,7 +141,7 @@ func (a *Agent) runWatchdog(ctx context.Context) {
 			// Not petted: if this lasts, the device resets the node
 			// before the lease can expire for the others.
 		default:
-			err = w.arm(a.watchdogTimeout())
+			err = w.arm(timeout)
 		}
 		if err != nil {
 			a.log.Warn("watchdog", "err", err)
