@@ -130,6 +130,19 @@ func (r *Run) splitBrain(o Observation, firstNew time.Time) {
 	}
 }
 
+// lostOn counts lost writes that no RPO excuses: acknowledged by the new
+// primary after the fault, or lost at all in a scenario that moves or
+// takes down no primary by force.
+func lostOn(o Observation) int {
+	n := 0
+	for _, a := range o.Acks {
+		if o.Present[a.Seq] == 0 && (o.Scenario == Switchover || o.Scenario == ReplicaLoss || (a.Node == o.New && a.At.After(o.Fault))) {
+			n++
+		}
+	}
+	return n
+}
+
 func consistent(hashes map[string]string) bool {
 	vals := slices.Collect(maps.Values(hashes))
 	return len(vals) > 0 && !slices.ContainsFunc(vals, func(h string) bool { return h != vals[0] })
@@ -143,6 +156,10 @@ func (r *Run) verdict(o Observation, firstNew time.Time, rto, rpo time.Duration)
 	}
 	if r.AckedLost > 0 && (rpo == 0 || r.RPOS > rpo.Seconds()) {
 		fail("%d acknowledged writes lost (RPO %.3fs, plan %s): seq %v", r.AckedLost, r.RPOS, rpo, r.LostSeqs)
+	} else if n := lostOn(o); n > 0 {
+		// Whatever the RPO: the new primary's acknowledged writes, and any
+		// in a switchover or a replica's loss, must survive.
+		fail("%d acknowledged writes lost that no RPO allows (acknowledged by %s, or in a %s): seq %v", n, o.New, o.Scenario, r.LostSeqs)
 	}
 	if r.SplitBrain {
 		fail("split brain: %s acknowledged %d writes after %s took its first: seq %v", o.Old, len(r.SplitBrainWrites), o.New, r.SplitBrainWrites)

@@ -75,6 +75,8 @@ func TestJudgeCatches(t *testing.T) {
 				}
 			}},
 		{"lost writes within an RPO of 1s pass", func(o *Observation) { delete(o.Present, 500) }, time.Minute, time.Second, "", nil},
+		{"a write the new primary acknowledged, lost, fails whatever the RPO", func(o *Observation) { delete(o.Present, 700) },
+			time.Minute, time.Hour, "no RPO allows", nil},
 		{"split brain", func(o *Observation) {
 			o.Acks = append(o.Acks, Ack{Seq: 9999, Node: "n1", At: o.Start.Add(7 * time.Second)})
 			o.Present[9999] = 1

@@ -98,7 +98,18 @@ func runOnce(ctx context.Context, o Options, scenario, id string) (Run, error) {
 	}
 	obs := Observation{Scenario: scenario, Start: wl.startedAt(), Old: before.Leader.Name, WantRejoin: scenario != ReplicaLoss}
 	obs.Fault = time.Now()
-	if obs.FaultNode, err = inject(ctx, o, scenario, before); err != nil {
+	obs.FaultNode, err = inject(ctx, o, scenario, before)
+	// Whatever happens next (an error, an interrupt), no node is left
+	// frozen or down: Thaw and Heal do nothing to a healthy node.
+	defer func() {
+		hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.Timeout)
+		defer cancel()
+		if scenario == PrimaryHang {
+			o.Faults.Thaw(before.Leader.Name)
+		}
+		o.Faults.Heal(hctx)
+	}()
+	if err != nil {
 		return Run{}, fmt.Errorf("inject %s: %w", scenario, err)
 	}
 	after, err := waitRecovery(ctx, o, scenario, before, wl, obs.Fault)
