@@ -46,6 +46,7 @@ func (s *AgentsSource) Follow(ctx context.Context, update func(Topology)) error 
 	}
 	log, check := logger(s.Logger), &leaderCheck{hc: hc}
 	var last *Topology
+	var highest uint64
 	for {
 		wait := cmp.Or(s.Interval, 250*time.Millisecond)
 		if v, err := s.round(ctx, hc); err != nil {
@@ -56,6 +57,10 @@ func (s *AgentsSource) Follow(ctx context.Context, update func(Topology)) error 
 				members[m.Name] = m
 			}
 			t, settled := membersTopology(ctx, v.Leader, members, check.ok)
+			// Without a leader, the highest term seen, so that followers
+			// drop the old primary rather than take this for a stale view.
+			highest = max(highest, t.Term)
+			t.Term = max(t.Term, highest)
 			if !settled {
 				wait = min(wait, 100*time.Millisecond)
 			}

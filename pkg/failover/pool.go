@@ -108,11 +108,15 @@ func Open(ctx context.Context, cfg Config) (*Pool, error) {
 }
 
 // Close stops following the cluster and closes every connection, waiting
-// for those in use to be released.
+// for those in use to be released. Closing twice is harmless.
 func (p *Pool) Close() {
 	p.stop()
 	<-p.done
 	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
 	var pools []*nodePool
 	if p.primary != nil {
 		pools = append(pools, p.primary)

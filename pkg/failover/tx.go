@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/puddle/v2"
 )
 
 // Write runs fn in a transaction on the primary and commits it.
@@ -59,7 +61,7 @@ func (p *Pool) writeOnce(ctx context.Context, np *nodePool, fn func(pgx.Tx) erro
 	}
 	if err := fn(tx); err != nil {
 		broken := tx.Conn().IsClosed() || lostConnection(err) || notPrimary(err)
-		tx.Rollback(context.WithoutCancel(ctx))
+		rollback(ctx, tx)
 		if broken && ctx.Err() == nil {
 			return fmt.Errorf("%w: %s: %w", errRetry, np.node.Name, err)
 		}
@@ -68,7 +70,7 @@ func (p *Pool) writeOnce(ctx context.Context, np *nodePool, fn func(pgx.Tx) erro
 	if !p.current(np) {
 		// The cluster named another primary while fn ran: commit nowhere
 		// but there.
-		tx.Rollback(context.WithoutCancel(ctx))
+		rollback(ctx, tx)
 		return fmt.Errorf("%w: %s is no longer the primary", errRetry, np.node.Name)
 	}
 	err = tx.Commit(ctx)
@@ -113,9 +115,19 @@ func (p *Pool) Read(ctx context.Context, fn func(pgx.Tx) error) error {
 	}
 }
 
+// rollback ends tx after a failed attempt, within 5 s even if the caller's
+// context has ended: a black-holed old primary must not hold the call.
+func rollback(ctx context.Context, tx pgx.Tx) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	tx.Rollback(ctx)
+}
+
 func readOnce(ctx context.Context, np *nodePool, fn func(pgx.Tx) error) error {
 	err := pgx.BeginTxFunc(ctx, np.pool, pgx.TxOptions{AccessMode: pgx.ReadOnly}, fn)
-	if err != nil && ctx.Err() == nil && lostConnection(err) {
+	// A pool retired by a topology change between picking and acquiring
+	// is closed: try the new topology.
+	if err != nil && ctx.Err() == nil && (lostConnection(err) || errors.Is(err, puddle.ErrClosedPool)) {
 		return fmt.Errorf("%w: %s: %w", errRetry, np.node.Name, err)
 	}
 	return err
