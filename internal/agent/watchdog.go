@@ -19,11 +19,11 @@ const (
 )
 
 // watchdog drives a Linux watchdog device (/dev/watchdog, softdog or a
-// hardware one) while this node leads. It is armed with a timeout that
-// ends at the fence deadline and petted only while the lease holds and
-// the main loop runs: if the agent dies, hangs or the whole node freezes
-// while its PostgreSQL is the primary, the kernel resets the machine
-// before another node can be promoted. Giving up leadership disarms it
+// hardware one) while this node leads. It is kept alive only while the
+// lease holds and the main loop runs: if the agent dies, hangs or the
+// whole node freezes while its PostgreSQL is the primary, the kernel
+// resets the machine before the lease expires, so before another node
+// can be promoted. Giving up leadership disarms it
 // with the magic close ('V'). Safe for concurrent use.
 type watchdog struct {
 	device string
@@ -85,17 +85,20 @@ func (w *watchdog) disarm(grace time.Duration) error {
 	return err
 }
 
-// watchdogTimeout is when the device must fire after the last pet: at the
-// fence deadline, TTL − max(loop, 1s) after a renewal.
+// watchdogTimeout is how long after its last keepalive the device fires:
+// ttl − 2 × max(loop_wait, 1 s), in whole seconds, at least 1 s. Short
+// enough that a keepalive sent well after a renewal (whose reply may come
+// late under load) still fires before the lease can expire.
 func (a *Agent) watchdogTimeout() time.Duration {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return time.Duration(a.st.cfg.TTL) - max(time.Duration(a.st.cfg.LoopWait), time.Second)
+	margin := max(time.Duration(a.st.cfg.LoopWait), time.Second)
+	return max(time.Second, (time.Duration(a.st.cfg.TTL) - 2*margin).Truncate(time.Second))
 }
 
 // runWatchdog keeps the watchdog alive while this node leads, its lease
-// was renewed less than 500 ms ago (so the device fires before the lease
-// can expire if nothing renews it) and its main loop is not stuck. It
+// was renewed recently enough that the device would fire before the lease
+// can expire if nothing renews it, and its main loop is not stuck. It
 // disarms it when the node stops leading, or the agent stops while not
 // leading or paused.
 func (a *Agent) runWatchdog(ctx context.Context) {
@@ -122,15 +125,15 @@ func (a *Agent) runWatchdog(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
-		// The device fires a timeout (ttl − margin) after the last
-		// keepalive: keep it alive only within 500 ms of a renewal, so
-		// that it fires at most 500 ms after the fence deadline, which is
-		// still before the lease can expire (the margin is max(loop_wait,
-		// 1 s)). Renewals come every loop_wait; this runs every 250 ms.
+		// The device fires timeout after the last keepalive: send one only
+		// while that is at least 250 ms before the lease can expire (the
+		// fence deadline plus its margin), so a hung node is reset before
+		// another can be promoted.
 		timeout := a.watchdogTimeout()
 		a.mu.Lock()
 		leading := a.st.leading
-		healthy := leading && !time.Now().Add(timeout-500*time.Millisecond).After(a.fenceDeadlineLocked()) &&
+		expiry := a.fenceDeadlineLocked().Add(max(time.Duration(a.st.cfg.LoopWait), time.Second))
+		healthy := leading && !time.Now().Add(timeout).After(expiry.Add(-250*time.Millisecond)) &&
 			time.Since(a.st.localAt) < time.Duration(a.st.cfg.TTL)
 		a.mu.Unlock()
 		var err error
