@@ -116,18 +116,6 @@ CLIENT_PIDS=()
 WATCH_PID=
 SWITCH_PID=
 
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
-
-# busy_cores SECONDS: the machine's average busy cores over that long.
-busy_cores() {
-	local b0 b1
-	b0=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat)
-	sleep "$1"
-	b1=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat)
-	awk -v b="$((b1 - b0))" -v hz="$(getconf CLK_TCK)" -v s="$1" 'BEGIN { printf "%.2f", b / hz / s }'
-}
-
 # cpu_ticks PID: user + system clock ticks of the process (all its threads).
 cpu_ticks() {
 	[[ -n ${1:-} ]] || { echo 0; return; }
@@ -165,51 +153,6 @@ install_deps() {
 
 # ---------------------------------------------------------------- processes
 
-# alive PID: the process exists and is not a zombie.
-alive() {
-	local st
-	st=$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null) || return 1
-	[[ -n $st && ${st%% *} != Z ]]
-}
-
-# stop_pid PID [SECONDS]: SIGTERM, then SIGKILL after SECONDS (10).
-stop_pid() {
-	local pid=$1 t=${2:-10} i
-	[[ -n $pid ]] || return 0
-	kill -TERM "$pid" 2>/dev/null || return 0
-	for ((i = 0; i < t * 10; i++)); do
-		alive "$pid" || break
-		sleep 0.1
-	done
-	kill -KILL "$pid" 2>/dev/null || true
-	wait "$pid" 2>/dev/null || true
-}
-
-# our_pids: every process whose command line names the work directory
-# (agents, postmasters and their children, etcd, the proxy, HAProxy), not
-# this shell.
-our_pids() {
-	local f p
-	[[ -n $WORK ]] || return 0
-	# shellcheck disable=SC2013 # /proc/PID/cmdline: no spaces
-	for f in $(grep -laF -f /dev/stdin /proc/[0-9]*/cmdline 2>/dev/null <<<"$WORK"); do
-		p=${f#/proc/}
-		p=${p%/cmdline}
-		[[ $p == "$$" || $p == "$BASHPID" ]] && continue
-		echo "$p"
-	done
-}
-
-# wait_for SECONDS CMD...: poll CMD every 0.2 s until it succeeds.
-wait_for() {
-	local deadline=$((SECONDS + $1))
-	shift
-	until "$@" >/dev/null 2>&1; do
-		((SECONDS < deadline)) || return 1
-		sleep 0.2
-	done
-}
-
 stop_clients() {
 	local p
 	for p in "${CLIENT_PIDS[@]}" "$WATCH_PID"; do kill -TERM "$p" 2>/dev/null || true; done
@@ -237,32 +180,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-# alloc_port VAR: set VAR to a loopback TCP port that nothing listens on,
-# not handed out before in this run, and below the ephemeral range (pgbench
-# -C and the writers open thousands of connections: an ephemeral port could
-# be taken as one's local port between the pick and the bind).
-declare -A PORTS_GIVEN=()
-alloc_port() {
-	local ap_low ap_port
-	read -r ap_low _ </proc/sys/net/ipv4/ip_local_port_range
-	((ap_low > 12000)) || die "the ephemeral port range starts at $ap_low: no room below it"
-	for _ in $(seq 200); do
-		ap_port=$((10000 + RANDOM % (ap_low - 10000)))
-		[[ -z ${PORTS_GIVEN[$ap_port]:-} ]] || continue
-		(exec 3<>"/dev/tcp/127.0.0.1/$ap_port") 2>/dev/null && continue
-		PORTS_GIVEN[$ap_port]=1
-		printf -v "$1" %s "$ap_port"
-		return
-	done
-	die "no free port found"
-}
-
-join() {
-	local IFS=$1
-	shift
-	echo "$*"
-}
 
 # conn_field CONNSTR KEY: host, port or user of a key=value or URI
 # connection string; empty when absent.
@@ -710,10 +627,6 @@ failovers() {
 }
 
 # ---------------------------------------------------------------- report
-
-median() { # values as arguments (empty ones ignored); the lower median
-	printf '%s\n' "$@" | awk 'NF' | sort -g | awk '{ a[NR] = $1 } END { if (NR) print a[int((NR + 1) / 2)] }'
-}
 
 tvals() { # ARRAY-NAME WORKLOAD TARGET: the values of every run
 	local -n arr=$1

@@ -21,21 +21,9 @@ PG_BIN=${BULWARK_PG_BIN:-/usr/lib/postgresql/15/bin}
 WORK=
 STARTED=() # data directories of the servers started, stopped on exit
 
-section() { printf '\n=== %s ===\n' "$*"; }
 die() {
 	printf 'demo: %s\n' "$*" >&2
 	exit 1
-}
-
-# as_pg CMD...: run CMD as the postgres OS user when root, because
-# PostgreSQL refuses to run as root. bulwark runs as that user too, as it
-# would in production (it reads the data directory, writes restored files).
-as_pg() {
-	if ((EUID == 0)); then
-		runuser -u postgres -- "$@"
-	else
-		"$@"
-	fi
 }
 
 cleanup() {
@@ -78,16 +66,6 @@ pg_start() {
 sql() {
 	"$PG_BIN/psql" -X -q -A -t -F $'\t' -v ON_ERROR_STOP=1 \
 		-h 127.0.0.1 -p "$1" -U postgres -d postgres -c "$2"
-}
-
-# show CMD ARGS...: print a command line, quoting arguments with spaces.
-show() {
-	local a line='$'
-	for a in "$@"; do
-		[[ $a == *' '* ]] && a="'$a'"
-		line+=" $a"
-	done
-	echo "$line"
 }
 
 # bulwark ARGS...: show the command, run it as the postgres user, time it.

@@ -29,26 +29,9 @@ die() {
 # shellcheck source=scripts/lib.sh
 . "$ROOT/scripts/lib.sh"
 
-section() { printf '\n=== %s ===\n' "$*"; }
-
-# as_pg CMD...: run CMD as the postgres OS user when root: PostgreSQL
-# refuses root, and bulwark reads and writes the cluster's files as it.
-as_pg() {
-	if ((EUID == 0)); then
-		runuser -u postgres -- "$@"
-	else
-		"$@"
-	fi
-}
-
-# run CMD...: show a command line, then run it.
+# run CMD...: show a command line (bulwark for the binary's path), then run it.
 run() {
-	local a line='$'
-	for a in "$@"; do
-		[[ $a == *' '* ]] && a="'$a'"
-		line+=" $a"
-	done
-	echo "${line/$BULWARK/bulwark}"
+	show "${@/#"$BULWARK"/bulwark}"
 	"$@"
 }
 

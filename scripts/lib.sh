@@ -1,5 +1,28 @@
-# lib.sh: shell functions shared by scripts/demo.sh, bench/run.sh and bench/wal.sh.
-# Source it after defining die().
+# lib.sh: shell functions shared by the demos (scripts/demo*.sh) and the
+# benchmarks (bench/*.sh). Source it after defining die().
+
+# as_pg CMD...: run CMD as the postgres OS user when root, because
+# PostgreSQL refuses to run as root; bulwark runs as that user too, as it
+# would in production (it reads the data directory, writes restored files).
+as_pg() {
+	if ((EUID == 0)); then
+		runuser -u postgres -- "$@"
+	else
+		"$@"
+	fi
+}
+
+section() { printf '\n=== %s ===\n' "$*"; }
+
+# show CMD ARGS...: print a command line, quoting arguments with spaces.
+show() {
+	local a line='$'
+	for a in "$@"; do
+		[[ $a == *' '* ]] && a="'$a'"
+		line+=" $a"
+	done
+	echo "$line"
+}
 
 # free_port prints a loopback TCP port nobody listens on.
 free_port() {
