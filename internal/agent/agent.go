@@ -92,8 +92,9 @@ type state struct {
 	cfg      cluster.Config
 	snap     cluster.Snapshot
 	view     localView // the last local probe
-	localAt  time.Time
-	busy     string // a long action under way (cloning, rewinding), published as the state
+	localAt  time.Time // when view was taken, by the main loop or an API request
+	stepAt   time.Time // when the main loop last observed: is it stuck?
+	busy     string    // a long action under way (cloning, rewinding), published as the state
 	lease    int64
 	leaseTTL time.Duration // the TTL the lease was granted with
 	// restartGen is the rolling-restart generation this node has done.
@@ -161,6 +162,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := a.startAPI(); err != nil {
 		return err
 	}
+	keepArmed := false
+	defer func() { a.releaseWatchdog(keepArmed) }() // once its goroutine is done
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer a.stopAPI()
@@ -184,7 +187,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			timer.Stop()
-			a.stopLeading(ctx)
+			keepArmed = a.stopLeading(ctx)
 			return nil
 		case <-changes:
 		case <-died:

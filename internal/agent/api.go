@@ -188,7 +188,7 @@ func (a *Agent) health(ok func(probe, *http.Request) bool) http.HandlerFunc {
 
 func (a *Agent) liveness(w http.ResponseWriter, _ *http.Request) {
 	a.mu.Lock()
-	age := time.Since(a.st.localAt)
+	age := time.Since(a.st.stepAt) // not localAt: API requests refresh that
 	ttl := time.Duration(a.st.cfg.TTL)
 	a.mu.Unlock()
 	code := http.StatusOK

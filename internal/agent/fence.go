@@ -206,11 +206,15 @@ func (a *Agent) blockCommitsLocked() {
 // elected. So a leader blocks commits (the fence's first two steps) until
 // an agent leads here again, unless the cluster is paused for maintenance.
 // Sessions that set synchronous_commit to local or off are not held by
-// this: only the watchdog (left armed) or stopping PostgreSQL stops them.
-func (a *Agent) stopLeading(ctx context.Context) {
+// this: only the watchdog or stopping PostgreSQL stops them. It reports
+// whether it held the node, in which case the watchdog stays armed.
+func (a *Agent) stopLeading(ctx context.Context) bool {
 	a.mu.Lock()
 	leading, paused := a.st.leading, a.st.cfg.Paused
 	a.mu.Unlock()
+	if !leading {
+		return false
+	}
 	// A pause asked for just before the stop may not have reached a step:
 	// read it from etcd, and keep what the agent knew if etcd is away.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
@@ -218,8 +222,8 @@ func (a *Agent) stopLeading(ctx context.Context) {
 		paused = snap.Config.Paused
 	}
 	cancel()
-	if !leading || paused {
-		return
+	if paused {
+		return false
 	}
 	a.confMu.Lock()
 	a.blockCommitsLocked()
@@ -232,6 +236,7 @@ func (a *Agent) stopLeading(ctx context.Context) {
 		a.log.Warn("stop: terminate client sessions", "err", err)
 	}
 	a.log.Warn("stopped while leading: commits wait until an agent leads again (pause the cluster to stop an agent without this)")
+	return true
 }
 
 // failsafeRequest is what a leader cut off from etcd asks each member.

@@ -87,6 +87,7 @@ func (a *Agent) observeLocal(ctx context.Context) ha.Local {
 	}
 	a.mu.Lock()
 	a.st.view, a.st.localAt = v, time.Now()
+	a.st.stepAt = a.st.localAt
 	a.st.lastLSN = max(a.st.lastLSN, v.LSN)
 	switch {
 	case !v.Running || v.Primary || v.Streaming:

@@ -92,6 +92,10 @@ func (w *watchdog) disarm(grace time.Duration) error {
 func (a *Agent) watchdogTimeout() time.Duration {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	return a.watchdogTimeoutLocked()
+}
+
+func (a *Agent) watchdogTimeoutLocked() time.Duration {
 	margin := max(time.Duration(a.st.cfg.LoopWait), time.Second)
 	return max(time.Second, (time.Duration(a.st.cfg.TTL) - 2*margin).Truncate(time.Second))
 }
@@ -99,24 +103,10 @@ func (a *Agent) watchdogTimeout() time.Duration {
 // runWatchdog keeps the watchdog alive while this node leads, its lease
 // was renewed recently enough that the device would fire before the lease
 // can expire if nothing renews it, and its main loop is not stuck. It
-// disarms it when the node stops leading, or the agent stops while not
-// leading or paused.
+// disarms it when the node stops leading; releaseWatchdog decides when
+// the agent stops.
 func (a *Agent) runWatchdog(ctx context.Context) {
 	w := a.wd
-	defer func() {
-		a.mu.Lock()
-		keep := a.st.leading && !a.st.cfg.Paused
-		a.mu.Unlock()
-		if keep {
-			// Stopping while leading is not giving up leadership: the
-			// device resets the node unless an agent is back in time.
-			a.log.Warn("stopping while leading: the watchdog stays armed")
-			return
-		}
-		if err := w.disarm(0); err != nil {
-			a.log.Warn("watchdog: disarm", "err", err)
-		}
-	}()
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -129,12 +119,12 @@ func (a *Agent) runWatchdog(ctx context.Context) {
 		// while that is at least 250 ms before the lease can expire (the
 		// fence deadline plus its margin), so a hung node is reset before
 		// another can be promoted.
-		timeout := a.watchdogTimeout()
 		a.mu.Lock()
+		timeout := a.watchdogTimeoutLocked()
 		leading := a.st.leading
 		expiry := a.fenceDeadlineLocked().Add(max(time.Duration(a.st.cfg.LoopWait), time.Second))
 		healthy := leading && !time.Now().Add(timeout).After(expiry.Add(-250*time.Millisecond)) &&
-			time.Since(a.st.localAt) < time.Duration(a.st.cfg.TTL)
+			time.Since(a.st.stepAt) < time.Duration(a.st.cfg.TTL)
 		a.mu.Unlock()
 		var err error
 		switch {
@@ -148,6 +138,21 @@ func (a *Agent) runWatchdog(ctx context.Context) {
 		}
 		if err != nil {
 			a.log.Warn("watchdog", "err", err)
+		}
+	}
+}
+
+// releaseWatchdog runs when the agent has stopped: a leader that stopped
+// holding its node (stopLeading) leaves the device armed, so it resets the
+// node unless an agent is back in time; otherwise it is disarmed.
+func (a *Agent) releaseWatchdog(keepArmed bool) {
+	switch {
+	case a.wd == nil:
+	case keepArmed:
+		a.log.Warn("stopping while leading: the watchdog stays armed")
+	default:
+		if err := a.wd.disarm(0); err != nil {
+			a.log.Warn("watchdog: disarm", "err", err)
 		}
 	}
 }

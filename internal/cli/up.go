@@ -439,7 +439,7 @@ func stopPID(path string) {
 	syscall.Kill(pid, syscall.SIGCONT)
 	syscall.Kill(pid, syscall.SIGTERM)
 	for range 100 {
-		if syscall.Kill(pid, 0) != nil {
+		if !pg.Alive(pid) {
 			return
 		}
 		time.Sleep(100 * time.Millisecond)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/bulwarkdb/bulwark/internal/pg"
 	"github.com/bulwarkdb/bulwark/internal/pgtest"
 )
 
@@ -153,6 +154,23 @@ func (c *haCluster) pidFile(path string) int {
 		c.t.Fatalf("%s: %v", path, err)
 	}
 	return pid
+}
+
+// stopAgents stops the agents of nodes with SIGTERM and waits until they
+// have exited (a zombie not yet reaped counts as exited).
+func (c *haCluster) stopAgents(nodes ...string) {
+	c.t.Helper()
+	for _, n := range nodes {
+		c.signal(c.agent(n), syscall.SIGTERM)
+	}
+	pgtest.Eventually(c.t, 15*time.Second, func() error {
+		for _, n := range nodes {
+			if pg.Alive(c.agent(n)) {
+				return fmt.Errorf("%s's agent still runs", n)
+			}
+		}
+		return nil
+	})
 }
 
 func (c *haCluster) postmaster(node string) int {

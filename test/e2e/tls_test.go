@@ -119,17 +119,7 @@ func TestHAAPIOverTLS(t *testing.T) {
 // so that they read the plan afresh; PostgreSQL runs on.
 func (c *haCluster) restartAgents() {
 	c.t.Helper()
-	for _, n := range []string{"n1", "n2", "n3"} {
-		c.signal(c.agent(n), syscall.SIGTERM)
-	}
-	pgtest.Eventually(c.t, 10*time.Second, func() error {
-		for _, n := range []string{"n1", "n2", "n3"} {
-			if syscall.Kill(c.agent(n), 0) == nil {
-				return errString(n + "'s agent still runs")
-			}
-		}
-		return nil
-	})
+	c.stopAgents("n1", "n2", "n3")
 	c.e.ok("up", "--dir", c.dir, "--timeout", "60s")
 }
 
