@@ -2,7 +2,6 @@ package cli
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -76,14 +75,24 @@ func (a *app) clusterPlan() (*plan.Plan, *plan.Cluster, error) {
 }
 
 func (a *app) openClusterStore(c *plan.Cluster) (*cluster.Store, error) {
-	var tc *tls.Config
-	if t := c.Etcd.TLS; t != (plan.TLS{}) {
-		var err error
-		if tc, err = clientTLS(t); err != nil {
-			return nil, fmt.Errorf("etcd TLS: %w", err)
-		}
+	tc, err := etcdTLS(c)
+	if err != nil {
+		return nil, err
 	}
 	return cluster.Open(cluster.Options{Endpoints: c.Etcd.Endpoints, TLS: tc, Cluster: c.Name})
+}
+
+// etcdTLS is the TLS configuration towards the cluster's etcd; nil for
+// plain http endpoints.
+func etcdTLS(c *plan.Cluster) (*tls.Config, error) {
+	if c.Etcd.TLS == (plan.TLS{}) {
+		return nil, nil
+	}
+	tc, err := c.Etcd.TLS.ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("etcd TLS: %w", err)
+	}
+	return tc, nil
 }
 
 func apiURL(c *plan.Cluster, n plan.Node) string {
@@ -144,10 +153,10 @@ func (a *app) agentOptions(p *plan.Plan, c *plan.Cluster, self plan.Node) (agent
 	}
 	o.APIToken = token
 	if c.APITLS.CertFile != "" {
-		if o.APITLS, err = serverTLS(c.APITLS); err != nil {
+		if o.APITLS, err = c.APITLS.ServerConfig(); err != nil {
 			return o, fmt.Errorf("API TLS: %w", err)
 		}
-		ct, err := clientTLS(c.APITLS) // agents present their server certificate to each other
+		ct, err := c.APITLS.ClientConfig() // agents present their server certificate to each other
 		if err != nil {
 			return o, fmt.Errorf("API TLS: %w", err)
 		}
@@ -172,53 +181,3 @@ func readToken(path string) (string, error) {
 	return tok, nil
 }
 
-func certPool(caFile string) (*x509.CertPool, error) {
-	pem, err := os.ReadFile(caFile)
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("%s holds no PEM certificate", caFile)
-	}
-	return pool, nil
-}
-
-// clientTLS builds the TLS configuration of a client: the CA that verifies
-// servers and, if given, a client certificate.
-func clientTLS(t plan.TLS) (*tls.Config, error) {
-	tc := &tls.Config{MinVersion: tls.VersionTLS12}
-	if t.CAFile != "" {
-		pool, err := certPool(t.CAFile)
-		if err != nil {
-			return nil, err
-		}
-		tc.RootCAs = pool
-	}
-	if t.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-		if err != nil {
-			return nil, err
-		}
-		tc.Certificates = []tls.Certificate{cert}
-	}
-	return tc, nil
-}
-
-// serverTLS builds the API server's TLS configuration; with a CA file,
-// client certificates it verifies authorize mutating requests.
-func serverTLS(t plan.TLS) (*tls.Config, error) {
-	cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-	if err != nil {
-		return nil, err
-	}
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
-	if t.CAFile != "" {
-		pool, err := certPool(t.CAFile)
-		if err != nil {
-			return nil, err
-		}
-		tc.ClientCAs, tc.ClientAuth = pool, tls.VerifyClientCertIfGiven
-	}
-	return tc, nil
-}

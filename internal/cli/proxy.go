@@ -114,7 +114,7 @@ func proxyServerTLS(cert, key string) (*tls.Config, error) {
 	if cert == "" {
 		return nil, nil
 	}
-	tc, err := serverTLS(plan.TLS{CertFile: cert, KeyFile: key})
+	tc, err := plan.TLS{CertFile: cert, KeyFile: key}.ServerConfig()
 	if err != nil {
 		return nil, fmt.Errorf("--tls-cert: %w", err)
 	}
@@ -134,7 +134,7 @@ func proxyBackendTLS(mode, caFile string) (*tls.Config, error) {
 		// As libpq's sslmode=require: encrypted, but any certificate will do.
 		return &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: true}, nil
 	case "verify-full": // the proxy checks each backend's certificate against its host
-		tc, err := clientTLS(plan.TLS{CAFile: caFile})
+		tc, err := plan.TLS{CAFile: caFile}.ClientConfig()
 		if err != nil {
 			return nil, fmt.Errorf("--backend-ca: %w", err)
 		}
@@ -146,16 +146,13 @@ func proxyBackendTLS(mode, caFile string) (*tls.Config, error) {
 // etcdSource follows the plan's cluster through etcd. It asks the agents'
 // APIs only read-only questions, so it needs their CA but no certificate.
 func etcdSource(c *plan.Cluster, log *slog.Logger) (*failover.EtcdSource, error) {
-	s := &failover.EtcdSource{Endpoints: c.Etcd.Endpoints, Cluster: c.Name, Logger: log}
-	if t := c.Etcd.TLS; t != (plan.TLS{}) {
-		tc, err := clientTLS(t)
-		if err != nil {
-			return nil, fmt.Errorf("etcd TLS: %w", err)
-		}
-		s.TLS = tc
+	tc, err := etcdTLS(c)
+	if err != nil {
+		return nil, err
 	}
+	s := &failover.EtcdSource{Endpoints: c.Etcd.Endpoints, TLS: tc, Cluster: c.Name, Logger: log}
 	if c.APITLS.CertFile != "" {
-		tc, err := clientTLS(plan.TLS{CAFile: c.APITLS.CAFile})
+		tc, err := plan.TLS{CAFile: c.APITLS.CAFile}.ClientConfig()
 		if err != nil {
 			return nil, fmt.Errorf("API TLS: %w", err)
 		}
@@ -173,18 +170,11 @@ func runProxy(ctx context.Context, p *proxy.Proxy, httpAddr string) error {
 		if err != nil {
 			return fmt.Errorf("--http: %w", err)
 		}
-		srv := &http.Server{Handler: p.Handler(), ReadHeaderTimeout: 10 * time.Second}
 		g.Go(func() error {
-			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			if err := serveHTTP(ctx, ln, p.Handler()); err != nil {
 				return fmt.Errorf("--http: %w", err)
 			}
 			return nil
-		})
-		g.Go(func() error {
-			<-ctx.Done()
-			stop, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			defer cancel()
-			return srv.Shutdown(stop)
 		})
 	}
 	g.Go(func() error { return p.Run(ctx) })

@@ -47,14 +47,6 @@ const (
 	FallbackPrimary
 )
 
-// String returns "none" or "primary".
-func (f Fallback) String() string {
-	if f == FallbackPrimary {
-		return "primary"
-	}
-	return "none"
-}
-
 // Defaults of Options fields left zero.
 const (
 	DefaultMaxLag      = 1 << 20

@@ -311,11 +311,13 @@ func TestHeldUntilPrimary(t *testing.T) {
 // query.
 func TestCancel(t *testing.T) {
 	p := pgtest.Start(t, pgtest.Options{Name: "primary"})
+	other := pgtest.Start(t, pgtest.Options{Name: "other"})
 	src1, src2 := newSource(), newSource()
 	tp1, tp2 := startProxy(t, proxy.Options{Source: src1}), startProxy(t, proxy.Options{Source: src2})
-	for _, s := range []*source{src1, src2} {
-		s.set(failover.Topology{Term: 1, Primary: node(p)})
-	}
+	src1.set(failover.Topology{Term: 1, Primary: node(p)})
+	// The second instance sees p as a replica: a cancel sent only to the
+	// primary would not reach the query.
+	src2.set(failover.Topology{Term: 1, Primary: node(other), Replicas: []failover.Node{*node(p)}})
 	c1, c2 := connect(t, connString(tp1.rw)), connect(t, connString(tp1.rw))
 	r1, r2 := sleep(c1), sleep(c2)
 	waitSleeping(t, p, 2)

@@ -115,6 +115,9 @@ func (r *router) update(t failover.Topology) {
 	var conns []net.Conn
 	closed := map[access]int{}
 	for s := range r.sessions {
+		if !moved {
+			break // stale depends on nothing that changed: only lags did
+		}
 		if !s.stale && stale(s.acc, s.node, s.term, t) {
 			s.stale = true
 			if s.conns != nil {

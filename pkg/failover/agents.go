@@ -40,11 +40,8 @@ func (s *AgentsSource) Follow(ctx context.Context, update func(Topology)) error 
 	if len(s.URLs) == 0 {
 		return errors.New("failover: AgentsSource needs URLs")
 	}
-	hc := s.HTTP
-	if hc == nil {
-		hc = &http.Client{Timeout: time.Second}
-	}
-	log, check := logger(s.Logger), &leaderCheck{hc: hc}
+	hc := agentClient(s.HTTP)
+	log, check := logger(s.Logger), newLeaderCheck(hc)
 	var last *Topology
 	var highest uint64
 	for {

@@ -45,7 +45,7 @@ func (s *EtcdSource) Follow(ctx context.Context, update func(Topology)) error {
 	}
 	defer store.Close()
 	log := logger(s.Logger)
-	check := &leaderCheck{hc: s.HTTP}
+	check := newLeaderCheck(s.HTTP)
 	changes := store.WatchAll(ctx)
 	var last *Topology
 	for {
@@ -130,9 +130,21 @@ func sortReplicas(r []Node) {
 // is not kept by this: its agent restarts it in place or gives the key up,
 // and the key expires with a lost node.
 type leaderCheck struct {
-	hc   *http.Client // nil: a client with a 1 s timeout
+	hc   *http.Client
 	name string
 	term uint64
+}
+
+// newLeaderCheck asks agents with hc; nil: with agentClient(nil).
+func newLeaderCheck(hc *http.Client) *leaderCheck { return &leaderCheck{hc: agentClient(hc)} }
+
+// agentClient is hc, or for nil a client with a 1 s timeout: agents
+// answer from memory, and a slow one must not hold the source.
+func agentClient(hc *http.Client) *http.Client {
+	if hc == nil {
+		return &http.Client{Timeout: time.Second}
+	}
+	return hc
 }
 
 func (c *leaderCheck) ok(ctx context.Context, m cluster.Member, term uint64) bool {
@@ -152,17 +164,13 @@ func (c *leaderCheck) askAPI(ctx context.Context, m cluster.Member, term uint64)
 	if m.APIURL == "" {
 		return false
 	}
-	hc := c.hc
-	if hc == nil {
-		hc = &http.Client{Timeout: time.Second}
-	}
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodHead, strings.TrimSuffix(m.APIURL, "/")+"/primary", nil)
 	if err != nil {
 		return false
 	}
-	resp, err := hc.Do(req)
+	resp, err := c.hc.Do(req)
 	if err != nil {
 		return false
 	}

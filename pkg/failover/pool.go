@@ -199,32 +199,38 @@ func (p *Pool) primaryPool() (*nodePool, <-chan struct{}, error) {
 	return p.primary, p.changed, nil
 }
 
-// readPool returns the pool of the replica within MaxReadLag with the
-// fewest connections in use, or nil when there is none.
-func (p *Pool) readPool() (*nodePool, error) {
+// readPool returns the pool Read uses now: the replica within MaxReadLag
+// with the fewest connections in use, else the primary's (nil when there
+// is neither), and the channel closed at the next topology change.
+func (p *Pool) readPool() (*nodePool, <-chan struct{}, error) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if p.closed {
-		return nil, ErrClosed
-	}
-	if p.cfg.MaxReadLag < 0 {
-		return nil, nil
+		p.mu.Unlock()
+		return nil, nil, ErrClosed
 	}
 	var best *nodePool
-	for _, r := range p.topo.ReplicasWithin(p.cfg.MaxReadLag) {
-		np := p.replicas[r.Addr]
-		if np == nil {
-			var err error
-			if np, err = p.newNodePool(r, p.topo.Term, false); err != nil {
-				return nil, err
+	if p.cfg.MaxReadLag >= 0 {
+		for _, r := range p.topo.ReplicasWithin(p.cfg.MaxReadLag) {
+			np := p.replicas[r.Addr]
+			if np == nil {
+				var err error
+				if np, err = p.newNodePool(r, p.topo.Term, false); err != nil {
+					p.mu.Unlock()
+					return nil, nil, err
+				}
+				p.replicas[r.Addr] = np
 			}
-			p.replicas[r.Addr] = np
-		}
-		if best == nil || np.pool.Stat().AcquiredConns() < best.pool.Stat().AcquiredConns() {
-			best = np
+			if best == nil || np.pool.Stat().AcquiredConns() < best.pool.Stat().AcquiredConns() {
+				best = np
+			}
 		}
 	}
-	return best, nil
+	changed := p.changed
+	p.mu.Unlock()
+	if best != nil {
+		return best, changed, nil
+	}
+	return p.primaryPool()
 }
 
 // newNodePool makes a pool for one node. A primary's pool checks every

@@ -29,7 +29,7 @@ func TestMembersTopology(t *testing.T) {
 	}
 	// The record alone: a fresh check each time, members here have no API.
 	never := func(ctx context.Context, m cluster.Member, term uint64) bool {
-		return (&leaderCheck{}).ok(ctx, m, term)
+		return newLeaderCheck(nil).ok(ctx, m, term)
 	}
 	always := func(context.Context, cluster.Member, uint64) bool { return true }
 	a := &Node{Name: "a", Addr: "10.0.0.a:5432"}
@@ -70,7 +70,7 @@ func TestMembersTopology(t *testing.T) {
 // TestLeaderCheckSticks: once a leader is confirmed in a term, a record
 // that says otherwise does not drop it; a new term is confirmed afresh.
 func TestLeaderCheckSticks(t *testing.T) {
-	c := &leaderCheck{}
+	c := newLeaderCheck(nil)
 	ctx := t.Context()
 	if !c.ok(ctx, member("a", cluster.RolePrimary, "running", 3, 0), 3) {
 		t.Fatal("a running primary of term 3 was not confirmed")

@@ -93,16 +93,9 @@ func (p *Pool) Read(ctx context.Context, fn func(pgx.Tx) error) error {
 	defer cancel()
 	var last error
 	for n := 0; ; n++ {
-		np, err := p.readPool()
+		np, changed, err := p.readPool()
 		if err != nil {
 			return err
-		}
-		primary, changed, err := p.primaryPool()
-		if err != nil {
-			return err
-		}
-		if np == nil {
-			np = primary
 		}
 		if np != nil {
 			if last = readOnce(ctx, np, fn); !errors.Is(last, errRetry) {
