@@ -180,4 +180,3 @@ func readToken(path string) (string, error) {
 	}
 	return tok, nil
 }
-

@@ -3,11 +3,9 @@ package e2e
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -22,22 +20,31 @@ import (
 )
 
 // writeCerts writes a CA and a certificate it signed for 127.0.0.1, usable
-// by servers and clients, into dir, readable by the agents' OS user.
+// by servers and clients, into dir, readable by the agents' OS user (the
+// key is rewritten with pgtest.WriteFile, which gives it to that user).
 func writeCerts(t *testing.T, dir string) (ca, cert, key string) {
 	t.Helper()
-	f, err := localtls.Write(t.TempDir(), time.Hour)
+	f, err := localtls.Write(dir, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ca, cert, key = filepath.Join(dir, "ca.pem"), filepath.Join(dir, "agent.pem"), filepath.Join(dir, "agent.key")
-	for from, to := range map[string]string{f.CA: ca, f.Cert: cert, f.Key: key} {
-		data, err := os.ReadFile(from)
-		if err != nil {
-			t.Fatal(err)
-		}
-		pgtest.WriteFile(t, to, data)
+	data, err := os.ReadFile(f.Key)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return ca, cert, key
+	pgtest.WriteFile(t, f.Key, data)
+	return f.CA, f.Cert, f.Key
+}
+
+// httpsClient is an HTTP client that verifies servers with files' CA and,
+// when files name one, presents a client certificate.
+func httpsClient(t *testing.T, files plan.TLS) *http.Client {
+	t.Helper()
+	tc, err := files.ClientConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{TLSClientConfig: tc}}
 }
 
 // TestHAAPIOverTLS: with api_tls the agents serve HTTPS, talk to each
@@ -47,12 +54,12 @@ func TestHAAPIOverTLS(t *testing.T) {
 	c := startCluster(t)
 	before := c.waitHealthy(30 * time.Second)
 	ca, cert, key := writeCerts(t, c.dir)
-	plan, err := os.ReadFile(c.plan)
+	data, err := os.ReadFile(c.plan)
 	if err != nil {
 		t.Fatal(err)
 	}
 	tlsLine := "  api_tls: {cert_file: " + cert + ", key_file: " + key + ", ca_file: " + ca + "}\n"
-	pgtest.WriteFile(t, c.plan, []byte(strings.Replace(string(plan), "  loop_wait: 1s\n", "  loop_wait: 1s\n"+tlsLine, 1)))
+	pgtest.WriteFile(t, c.plan, []byte(strings.Replace(string(data), "  loop_wait: 1s\n", "  loop_wait: 1s\n"+tlsLine, 1)))
 	c.restartAgents()
 	// The restarted leader's agent adopts its lease: a TTL later there
 	// was still no election.
@@ -66,15 +73,8 @@ func TestHAAPIOverTLS(t *testing.T) {
 		t.Fatalf("api_url %s, want https", leader.APIURL)
 	}
 
-	pool := x509.NewCertPool()
-	pem, _ := os.ReadFile(ca)
-	pool.AppendCertsFromPEM(pem)
-	pair, err := tls.LoadX509KeyPair(cert, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	anon := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	withCert := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{pair}}}}
+	anon := httpsClient(t, plan.TLS{CAFile: ca})
+	withCert := httpsClient(t, plan.TLS{CAFile: ca, CertFile: cert, KeyFile: key})
 	var resp *http.Response
 	pgtest.Eventually(t, 20*time.Second, func() error {
 		r, err := anon.Get(leader.APIURL + "/primary")
@@ -141,16 +141,9 @@ func TestHATLSEverywhere(t *testing.T) {
 	if !strings.HasPrefix(endpoint, "https://") || !strings.Contains(p.Cluster.ConnOptions, "sslmode=verify-full") {
 		t.Fatalf("plan of bulwark up --tls: etcd %s, conn_options %q", endpoint, p.Cluster.ConnOptions)
 	}
-	roots := x509.NewCertPool()
-	caPEM, _ := os.ReadFile(files.CAFile)
-	roots.AppendCertsFromPEM(caPEM)
-	pair, err := tls.LoadX509KeyPair(files.CertFile, files.KeyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
 	for name, hc := range map[string]*http.Client{
 		"plain HTTP":                {Timeout: 3 * time.Second},
-		"TLS without a certificate": {Timeout: 3 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}},
+		"TLS without a certificate": httpsClient(t, plan.TLS{CAFile: files.CAFile}),
 	} {
 		url := endpoint + "/version"
 		if name == "plain HTTP" {
@@ -165,12 +158,15 @@ func TestHATLSEverywhere(t *testing.T) {
 	}
 	checkReplicationTLS(t, c, st)
 
-	clientTLS := &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{pair}}
+	clientTLS, err := files.ClientConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	pool, err := failover.Open(ctx, failover.Config{
 		ConnString: "user=postgres dbname=postgres " + p.Cluster.ConnOptions,
 		Source: &failover.EtcdSource{Endpoints: p.Cluster.Etcd.Endpoints, TLS: clientTLS, Cluster: p.Cluster.Name,
-			HTTP: &http.Client{Timeout: time.Second, Transport: &http.Transport{TLSClientConfig: clientTLS}}},
+			HTTP: httpsClient(t, files)},
 	})
 	cancel()
 	if err != nil {
