@@ -15,10 +15,21 @@ import (
 	"github.com/bulwarkdb/bulwark/internal/pgtest"
 )
 
-// drillJSON runs bulwark drill run with args and decodes its JSON.
+// drill runs bulwark drill run with args and decodes its JSON.
 func (c *haCluster) drill(wantCode int, args ...string) drill.Result {
 	c.t.Helper()
-	r := c.e.run(append([]string{"drill", "run", "--plan", c.plan, "-o", "json"}, args...)...)
+	return c.drillResult(c.e.run(c.drillArgs(args...)...), wantCode, args)
+}
+
+// drillArgs is the command line of a drill run with args.
+func (c *haCluster) drillArgs(args ...string) []string {
+	return append([]string{"drill", "run", "--plan", c.plan, "-o", "json"}, args...)
+}
+
+// drillResult decodes r, the output of drill run with args, and fails the
+// test unless it exited with wantCode.
+func (c *haCluster) drillResult(r result, wantCode int, args []string) drill.Result {
+	c.t.Helper()
 	var res drill.Result
 	err := json.Unmarshal([]byte(r.stdout), &res)
 	if r.code != wantCode {
@@ -100,8 +111,18 @@ func TestDrillCatchesLostWrites(t *testing.T) {
 	if len(receivers) != len(st.Members)-1 {
 		t.Fatalf("found %d WAL receivers, want %d", len(receivers), len(st.Members)-1)
 	}
-	done := make(chan drill.Result)
-	go func() { done <- c.drill(5, "--scenario", drill.NodeLoss) }()
+	// The drill runs beside the test goroutine: only that one may fail the
+	// test, so the goroutine hands over what bulwark printed.
+	args := []string{"--scenario", drill.NodeLoss}
+	type ran struct {
+		r   result
+		err error
+	}
+	done := make(chan ran, 1)
+	go func() {
+		r, err := c.e.exec(c.drillArgs(args...)...)
+		done <- ran{r, err}
+	}()
 	time.Sleep(2 * time.Second) // the drill's workload warms up for 3 s
 	for _, pid := range receivers {
 		syscall.Kill(pid, syscall.SIGSTOP)
@@ -117,7 +138,11 @@ func TestDrillCatchesLostWrites(t *testing.T) {
 	for _, pid := range receivers {
 		syscall.Kill(pid, syscall.SIGCONT)
 	}
-	res := <-done
+	out := <-done
+	if out.err != nil {
+		t.Fatalf("run bulwark drill run: %v", out.err)
+	}
+	res := c.drillResult(out.r, 5, args)
 	r := res.Runs[0]
 	t.Logf("lagging replicas: %d of %d acknowledged writes lost, RPO %.3fs, failures %q", r.AckedLost, r.AckedWrites, r.RPOS, r.Failures)
 	if res.Passed || r.Passed || r.AckedLost == 0 || len(r.LostSeqs) == 0 || !strings.Contains(strings.Join(r.Failures, "\n"), "acknowledged writes lost") {

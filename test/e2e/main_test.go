@@ -72,15 +72,22 @@ func (e *env) command(args ...string) *exec.Cmd {
 // run runs bulwark and returns what happened, whatever the exit code.
 func (e *env) run(args ...string) result {
 	e.t.Helper()
+	r, err := e.exec(args...)
+	if err != nil {
+		e.t.Fatalf("run bulwark %s: %v", strings.Join(args, " "), err)
+	}
+	e.t.Logf("bulwark %s -> %d\n%s%s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
+	return r
+}
+
+// exec runs bulwark and returns what it printed; it touches no test
+// state, so other goroutines than the test's may call it.
+func (e *env) exec(args ...string) (result, error) {
 	cmd := e.command(args...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	code, err := exitCode(cmd.Run())
-	if err != nil {
-		e.t.Fatalf("run bulwark %s: %v", strings.Join(args, " "), err)
-	}
-	e.t.Logf("bulwark %s -> %d\n%s%s", strings.Join(args, " "), code, out.String(), errb.String())
-	return result{stdout: out.String(), stderr: errb.String(), code: code}
+	return result{stdout: out.String(), stderr: errb.String(), code: code}, err
 }
 
 // ok runs bulwark and fails the test unless it exits 0.
