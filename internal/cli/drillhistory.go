@@ -50,17 +50,9 @@ func writeDrillHistory(w io.Writer, results []drill.Result) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tSCENARIO\tRUNS\tRESULT\tRTO MEDIAN\tRTO MAX\tACKED LOST\tREPORT")
 	for _, r := range results {
-		lost := 0
-		for _, run := range r.Runs {
-			lost += run.AckedLost
-		}
 		rto := r.Stats[drill.RTOFigure(r.Scenario)]
-		verdict := "FAIL"
-		if r.Passed {
-			verdict = "PASS"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%.3fs\t%.3fs\t%d\t%s\n", r.ID, r.Scenario, len(r.Runs), verdict,
-			rto.Median, rto.Max, lost, dash(r.Reports["html"]))
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%.3fs\t%.3fs\t%d\t%s\n", r.ID, r.Scenario, len(r.Runs), drill.Verdict(r.Passed),
+			rto.Median, rto.Max, r.AckedLost(), dash(r.Reports["html"]))
 	}
 	return tw.Flush()
 }

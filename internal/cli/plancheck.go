@@ -1,15 +1,12 @@
 package cli
 
 import (
-	"context"
 	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
 
-	"github.com/bulwarkdb/bulwark/internal/drill"
 	"github.com/bulwarkdb/bulwark/internal/plan"
-	"github.com/bulwarkdb/bulwark/internal/runbook"
 )
 
 // errPlanFallsShort is returned by plan check when the plan cannot meet its
@@ -43,11 +40,11 @@ plan that cannot meet its targets is a mistake in the plan file.`,
 			if err != nil {
 				return err
 			}
-			facts, err := a.planFacts(cmd.Context(), p)
-			if err != nil {
-				return err
+			facts := a.runbookFacts(p)
+			if facts.DrillsError != "" {
+				a.log.Warn("drill history unreadable; plan check goes on without it", "err", facts.DrillsError)
 			}
-			return a.printFindings(p, p.Check(facts))
+			return a.printFindings(p, p.Check(facts.Restore))
 		},
 	}
 }
@@ -66,20 +63,6 @@ func (a *app) planToCheck(cmd *cobra.Command, argv []string) (*plan.Plan, error)
 		return nil, usageError{fmt.Errorf("two plans, %s and --plan %s: give one", argv[0], a.planPath)}
 	}
 	return plan.Load(argv[0])
-}
-
-// planFacts gathers what the plan alone cannot tell Check. Bulwark records
-// no restore measurements yet, so it knows nothing: Check then warns that
-// the RTO is untested. When restore drills keep a history, this is where
-// the last one's duration and time are read, from the plan's repositories.
-// planFacts gathers what plan check measures against: the last restore
-// test from the drill history (none yet: restore-test drills are to come).
-func (a *app) planFacts(_ context.Context, p *plan.Plan) (plan.Facts, error) {
-	latest, err := drill.History{Dir: p.Drills.History}.Latest()
-	if err != nil {
-		a.log.Warn("drill history unreadable; plan check goes on without it", "err", err)
-	}
-	return runbook.RestoreFromDrills(latest), nil
 }
 
 // printFindings prints the findings of p and returns errPlanFallsShort if

@@ -1,8 +1,6 @@
 package cli
 
 import (
-	"context"
-
 	"github.com/spf13/cobra"
 
 	"github.com/bulwarkdb/bulwark/internal/drill"
@@ -30,11 +28,7 @@ content as a JSON document. docs/runbook.md describes it.`,
 			if err != nil {
 				return err
 			}
-			facts, err := a.runbookFacts(cmd.Context(), p)
-			if err != nil {
-				return err
-			}
-			rb := runbook.Build(p, facts)
+			rb := runbook.Build(p, a.runbookFacts(p))
 			if a.json() {
 				return rb.JSON(a.stdout)
 			}
@@ -43,23 +37,16 @@ content as a JSON document. docs/runbook.md describes it.`,
 	}
 }
 
-// runbookFacts gathers what the runbook and status --plan show beyond the
-// plan: the newest drill of each scenario, and the last restore test (what
-// plan check knows, else the newest restore-test drill). A drill history
-// that cannot be read in full is reported in the facts, not as an error:
-// the rest of the runbook is still worth printing.
-func (a *app) runbookFacts(ctx context.Context, p *plan.Plan) (runbook.Facts, error) {
-	restore, err := a.planFacts(ctx, p)
-	if err != nil {
-		return runbook.Facts{}, err
-	}
+// runbookFacts gathers what plan check, the runbook and status --plan
+// measure the plan against, from the drill history: the newest drill of
+// each scenario and the last restore test. A history that cannot be read
+// in full is reported in the facts, not as an error: the rest is still
+// worth printing.
+func (a *app) runbookFacts(p *plan.Plan) runbook.Facts {
 	latest, err := drill.History{Dir: p.Drills.History}.Latest()
-	f := runbook.Facts{Restore: restore, Drills: latest}
+	f := runbook.Facts{Restore: runbook.RestoreFromDrills(latest), Drills: latest}
 	if err != nil {
 		f.DrillsError = err.Error()
 	}
-	if f.Restore.LastRestore <= 0 {
-		f.Restore = runbook.RestoreFromDrills(latest)
-	}
-	return f, nil
+	return f
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/bulwarkdb/bulwark/internal/archive"
 	"github.com/bulwarkdb/bulwark/internal/backup"
 	"github.com/bulwarkdb/bulwark/internal/cluster"
+	"github.com/bulwarkdb/bulwark/internal/drill"
 	"github.com/bulwarkdb/bulwark/internal/plan"
 	"github.com/bulwarkdb/bulwark/internal/receive"
 	"github.com/bulwarkdb/bulwark/internal/repo"
@@ -251,10 +252,7 @@ func (a *app) planStatus(ctx context.Context, f repoFlags, now time.Time) error 
 		ps.Errors = append(ps.Errors, fmt.Sprintf("repository %s: %v", ps.Repository, err))
 	}
 	ps.Checks = repoChecks(p, rep)
-	facts, err := a.runbookFacts(ctx, p)
-	if err != nil {
-		return err
-	}
+	facts := a.runbookFacts(p)
 	if facts.DrillsError != "" {
 		ps.Errors = append(ps.Errors, facts.DrillsError)
 	}
@@ -380,7 +378,7 @@ func (a *app) printPlanStatus(ps *planStatus) {
 	for _, d := range ps.Drills {
 		line := "never run"
 		if d.Ran {
-			line = fmt.Sprintf("%s\t%s, %s ago", drillVerdict(d.Passed), d.Started.UTC().Format("2006-01-02 15:04 UTC"), runbook.Ago(time.Duration(d.AgeS*float64(time.Second))))
+			line = fmt.Sprintf("%s\t%s, %s ago", drill.Verdict(d.Passed), d.Started.UTC().Format("2006-01-02 15:04 UTC"), runbook.Ago(time.Duration(d.AgeS*float64(time.Second))))
 		}
 		if d.Overdue {
 			line += "\toverdue"
@@ -395,11 +393,4 @@ func (a *app) printPlanStatus(ps *planStatus) {
 		fmt.Fprintf(w, "UNREADABLE %s\n", e)
 	}
 	fmt.Fprintln(w)
-}
-
-func drillVerdict(passed bool) string {
-	if passed {
-		return runbook.Pass
-	}
-	return runbook.Fail
 }

@@ -23,7 +23,7 @@ import (
 //go:embed templates
 var templates embed.FS
 
-var funcs = map[string]any{"verdict": verdict, "class": verdictClass, "f1": f1, "mdcell": mdCell, "md": mdText}
+var funcs = map[string]any{"verdict": Verdict, "class": verdictClass, "f1": f1, "mdcell": mdCell, "md": mdText}
 
 var (
 	htmlReport = htmltemplate.Must(htmltemplate.New("").Funcs(funcs).ParseFS(templates, "templates/report.html.tmpl"))
@@ -77,7 +77,7 @@ func WriteMarkdown(w io.Writer, r Result) error {
 func WriteText(w io.Writer, r Result) error {
 	v := newView(r)
 	var b bytes.Buffer // written at once, so that one error check covers all
-	fmt.Fprintf(&b, "%s drill %s: %s\n%s\n", r.Scenario, r.ID, verdict(r.Passed), v.Subtitle)
+	fmt.Fprintf(&b, "%s drill %s: %s\n%s\n", r.Scenario, r.ID, Verdict(r.Passed), v.Subtitle)
 	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
 	for _, t := range []table{v.Targets, v.Runs, v.Stats} {
 		if len(t.Rows) == 0 {
@@ -107,7 +107,7 @@ func writeRunText(w io.Writer, run runView) {
 	if len(run.Failures) == 0 && len(run.Notes) == 0 {
 		return
 	}
-	fmt.Fprintf(w, "\nrun %d: %s\n", run.N, verdict(run.Passed))
+	fmt.Fprintf(w, "\nrun %d: %s\n", run.N, Verdict(run.Passed))
 	for _, f := range run.Failures {
 		fmt.Fprintf(w, "  - %s\n", f)
 	}
@@ -208,7 +208,7 @@ type eventView struct {
 }
 
 func newView(r Result) view {
-	v := view{R: r, Title: fmt.Sprintf("%s drill: %s", r.Scenario, verdict(r.Passed)),
+	v := view{R: r, Title: fmt.Sprintf("%s drill: %s", r.Scenario, Verdict(r.Passed)),
 		Date: r.Started.UTC().Format("2006-01-02 15:04:05 UTC")}
 	v.Subtitle = fmt.Sprintf("service %s (tier %d), cluster %s, %s, %d run%s in %s", dash(r.Service), r.Tier, dash(r.Cluster),
 		v.Date, len(r.Runs), plural(len(r.Runs)), r.Finished.Sub(r.Started).Round(time.Second))
@@ -236,10 +236,7 @@ func newRunView(scenario string, n int, run Run) runView {
 
 func targetsTable(r Result) table {
 	t := table{Head: []string{"Target", "Plan", "Measured (worst run)", "Result"}, Num: make([]bool, 4)} // text, left
-	lost := 0
-	for _, run := range r.Runs {
-		lost += run.AckedLost
-	}
+	lost := r.AckedLost()
 	for _, tg := range r.Targets {
 		limit, measured := fmt.Sprintf("%gs", tg.Limit), secs(tg.Measured)
 		if tg.Limit >= 60 {
@@ -251,7 +248,7 @@ func targetsTable(r Result) table {
 		if tg.Name == "RPO" && lost > 0 {
 			measured += fmt.Sprintf(", %d acknowledged write%s lost", lost, plural(lost))
 		}
-		t.Rows = append(t.Rows, cells(tg.Name, limit, measured, verdict(tg.Passed)))
+		t.Rows = append(t.Rows, cells(tg.Name, limit, measured, Verdict(tg.Passed)))
 	}
 	return t
 }
@@ -274,7 +271,7 @@ func runsTable(r Result) table {
 		t.Head = append(t.Head, "Duplicates", "Split brain", "Consistent", "Rejoined")
 	}
 	for i, run := range r.Runs {
-		row := cells(fmt.Sprint(i+1), verdict(run.Passed))
+		row := cells(fmt.Sprint(i+1), Verdict(run.Passed))
 		if wl {
 			row = append(row, newCell(primaries(run)), newCell(fmt.Sprint(run.AckedWrites)))
 		}
@@ -383,8 +380,9 @@ func primaries(run Run) string {
 	return dash(run.OldPrimary) + " → " + dash(run.NewPrimary)
 }
 
-func verdict(ok bool) string {
-	if ok {
+// Verdict is the word for a passed or failed drill, run or target.
+func Verdict(passed bool) string {
+	if passed {
 		return "PASS"
 	}
 	return "FAIL"

@@ -44,6 +44,15 @@ type Result struct {
 	Reports map[string]string `json:"reports,omitempty"`
 }
 
+// AckedLost is the number of acknowledged writes lost over all runs.
+func (r Result) AckedLost() int {
+	lost := 0
+	for _, run := range r.Runs {
+		lost += run.AckedLost
+	}
+	return lost
+}
+
 // Target is one objective of the plan against what the drill measured.
 type Target struct {
 	Name     string  `json:"name"`       // RTO or RPO

@@ -142,10 +142,10 @@ func Plural(n int, one, many string) string {
 	return fmt.Sprintf("%d %s", n, many)
 }
 
-// backupGap is the longest the newest backup can get old with the plan's
+// BackupGap is the longest the newest backup can get old with the plan's
 // backup schedules, all taken together, and the names of those schedules;
 // 0 and none if no schedule takes backups.
-func (p *Plan) backupGap() (time.Duration, []string) {
+func (p *Plan) BackupGap() (time.Duration, []string) {
 	var crons []Cron
 	var names []string
 	for _, s := range p.Schedules {
@@ -178,7 +178,7 @@ func (p *Plan) checkRPO() []Finding {
 			"rpo 0 (no data loss), but a commit returns before its WAL is anywhere else (replication %s, archiving %s): set replication.mode to sync or quorum, or archiving.mode to sync_receiver",
 			p.Replication.Mode, p.Archiving.Mode)}
 	}
-	gap, scheds := p.backupGap()
+	gap, scheds := p.BackupGap()
 	switch p.Archiving.Mode {
 	case ArchiveReceiver:
 		if rpo < ReceiverFlushInterval {

@@ -20,7 +20,7 @@ var markdownTmpl = template.Must(template.New("runbook").Funcs(template.FuncMap{
 	"steps":   steps,
 	"inline":  inline,
 	"date":    date,
-	"verdict": verdict,
+	"verdict": drill.Verdict,
 	"seconds": seconds,
 	"rto":     rtoCell,
 	"rpo":     rpoCell,
@@ -71,19 +71,6 @@ func inline(s Step) string {
 
 func date(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") }
 
-// Verdict words of a drill.
-const (
-	Pass = "PASS"
-	Fail = "FAIL"
-)
-
-func verdict(ok bool) string {
-	if ok {
-		return Pass
-	}
-	return Fail
-}
-
 // target is the named target of a drill result, if it has one.
 func target(sr ScenarioResult, name string) (drill.Target, bool) {
 	for _, t := range sr.Targets {
@@ -102,7 +89,7 @@ func rtoCell(sr ScenarioResult) string {
 		s = "restore " + s
 	}
 	if t, ok := target(sr, "RTO"); ok {
-		s += fmt.Sprintf(" (%s: %s)", limit(t), verdict(t.Passed))
+		s += fmt.Sprintf(" (%s: %s)", limit(t), drill.Verdict(t.Passed))
 	}
 	return s
 }
@@ -114,7 +101,7 @@ func rpoCell(sr ScenarioResult) string {
 	if !ok {
 		return "no workload"
 	}
-	return fmt.Sprintf("%d lost, %s (%s: %s)", sr.AckedLost, seconds(t.Measured), limit(t), verdict(t.Passed))
+	return fmt.Sprintf("%d lost, %s (%s: %s)", sr.AckedLost, seconds(t.Measured), limit(t), drill.Verdict(t.Passed))
 }
 
 func limit(t drill.Target) string {

@@ -95,7 +95,7 @@ func JudgeBackup(p *plan.Plan, e Exposure) Check {
 		c.Detail = fmt.Sprintf("newest backup %s old; without WAL archiving a loss now loses everything since, against an RPO of %s", Ago(age), duration(p.Service.RPO))
 		return c
 	}
-	gap := backupGap(p)
+	gap, _ := p.BackupGap()
 	if gap == 0 {
 		c.Verdict, c.Detail = OK, fmt.Sprintf("newest backup %s old; no schedule takes backups, so none is overdue", Ago(age))
 		return c
@@ -105,16 +105,6 @@ func JudgeBackup(p *plan.Plan, e Exposure) Check {
 		c.Verdict, c.Detail = AtRisk, fmt.Sprintf("newest backup %s old: overdue, the schedules take one at least every %s", Ago(age), duration(gap))
 	}
 	return c
-}
-
-func backupGap(p *plan.Plan) time.Duration {
-	var crons []plan.Cron
-	for _, s := range p.Schedules {
-		if s.Job == plan.JobBackup {
-			crons = append(crons, s.Cron)
-		}
-	}
-	return plan.MaxGap(crons...)
 }
 
 // JudgeWAL judges the archived WAL: what a loss of the server now would
