@@ -36,19 +36,10 @@ func newLocalFaults(a *app, p *plan.Plan) (*localFaults, error) {
 	return &localFaults{a: a, dir: dir, p: p}, nil
 }
 
-func (f *localFaults) node(name string) (plan.Node, error) {
-	for _, n := range f.p.Cluster.Nodes {
-		if n.Name == name {
-			return n, nil
-		}
-	}
-	return plan.Node{}, fmt.Errorf("no node %q in the plan", name)
-}
-
 func (f *localFaults) postmaster(name string) (int, error) {
-	n, err := f.node(name)
-	if err != nil {
-		return 0, err
+	n, ok := f.p.Cluster.Node(name)
+	if !ok {
+		return 0, fmt.Errorf("no node %q in the plan", name)
 	}
 	pid, ok := (&pg.Instance{BinDir: f.p.Postgres.BinDir, DataDir: n.PGData}).PID()
 	if !ok {

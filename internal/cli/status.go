@@ -317,7 +317,11 @@ func exposure(rep *statusReport) runbook.Exposure {
 // UNKNOWN and adds an error to ps.
 func (a *app) replicationCheck(ctx context.Context, ps *planStatus) runbook.Check {
 	p := a.plan
-	snap, err := a.readCluster(ctx, p.Cluster)
+	var snap cluster.Snapshot
+	err := a.withStore(ctx, statusEtcdTimeout, func(ctx context.Context, _ *plan.Cluster, s *cluster.Store) (err error) {
+		snap, err = s.Read(ctx)
+		return err
+	})
 	if err != nil {
 		ps.Errors = append(ps.Errors, fmt.Sprintf("etcd %s (cluster %s): %v", strings.Join(p.Cluster.Etcd.Endpoints, ","), p.Cluster.Name, err))
 		return runbook.Check{Name: "replication", Verdict: runbook.Unknown, Detail: "etcd could not be read: the cluster's state is unknown"}
@@ -325,17 +329,6 @@ func (a *app) replicationCheck(ctx context.Context, ps *planStatus) runbook.Chec
 	st := buildClusterStatus(p.Cluster, snap)
 	ps.Cluster = &st
 	return runbook.JudgeReplication(p, snap)
-}
-
-func (a *app) readCluster(ctx context.Context, c *plan.Cluster) (cluster.Snapshot, error) {
-	s, err := a.openClusterStore(c)
-	if err != nil {
-		return cluster.Snapshot{}, err
-	}
-	defer s.Close()
-	ctx, cancel := context.WithTimeout(ctx, statusEtcdTimeout)
-	defer cancel()
-	return s.Read(ctx)
 }
 
 // printPlanReport prints ps and, when the repository could be read, rep.

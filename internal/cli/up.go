@@ -377,24 +377,11 @@ func (a *app) waitHealthy(ctx context.Context, c *plan.Cluster) (clusterStatus, 
 		return clusterStatus{}, err
 	}
 	defer s.Close()
-	var last string
-	for {
-		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		snap, err := s.Read(rctx)
-		cancel()
-		if err == nil {
-			if last = snap.Unhealthy(c.NodeNames()); last == "" {
-				return buildClusterStatus(c, snap), nil
-			}
-		} else {
-			last = err.Error()
-		}
-		select {
-		case <-ctx.Done():
-			return clusterStatus{}, errors.New(last)
-		case <-time.After(200 * time.Millisecond):
-		}
+	snap, err := s.WaitHealthy(ctx, c.NodeNames())
+	if err != nil {
+		return clusterStatus{}, err
 	}
+	return buildClusterStatus(c, snap), nil
 }
 
 func (a *app) newDownCmd() *cobra.Command {

@@ -124,6 +124,34 @@ type Snapshot struct {
 	Reinit   map[string]bool // nodes asked to re-clone
 }
 
+// WaitHealthy reads the cluster every 200 ms until it is healthy for
+// nodes (Snapshot.Unhealthy) and returns that state. When ctx's deadline
+// passes first, the error says what was still wrong; when ctx is
+// cancelled, it is ctx's error.
+func (s *Store) WaitHealthy(ctx context.Context, nodes []string) (Snapshot, error) {
+	why := "not read yet"
+	for {
+		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		snap, err := s.Read(rctx)
+		cancel()
+		if err == nil {
+			if why = snap.Unhealthy(nodes); why == "" {
+				return snap, nil
+			}
+		} else {
+			why = err.Error()
+		}
+		select {
+		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.Canceled) {
+				return Snapshot{}, ctx.Err()
+			}
+			return Snapshot{}, errors.New(why)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
 // Read reads the whole cluster state in one request.
 func (s *Store) Read(ctx context.Context) (Snapshot, error) {
 	ctx, cancel := s.bound(ctx)

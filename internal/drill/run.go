@@ -2,7 +2,6 @@ package drill
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -79,7 +78,7 @@ func cmpDur(d, def time.Duration) time.Duration {
 // runOnce: a healthy cluster, the workload, the fault, recovery, healing,
 // then the checker.
 func runOnce(ctx context.Context, o Options, scenario, id string) (Run, error) {
-	before, err := waitHealthy(ctx, o, o.Timeout)
+	before, err := waitHealthy(ctx, o)
 	if err != nil {
 		return Run{}, fmt.Errorf("cluster not healthy before the fault: %w", err)
 	}
@@ -138,24 +137,12 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// waitHealthy waits until the cluster is healthy and returns its state.
-func waitHealthy(ctx context.Context, o Options, timeout time.Duration) (cluster.Snapshot, error) {
-	deadline := time.Now().Add(timeout)
-	why := "not read yet"
-	for time.Now().Before(deadline) {
-		snap, err := o.Store.Read(ctx)
-		if err == nil {
-			if why = snap.Unhealthy(o.Nodes); why == "" {
-				return snap, nil
-			}
-		} else {
-			why = err.Error()
-		}
-		if err := sleep(ctx, 200*time.Millisecond); err != nil {
-			return cluster.Snapshot{}, err
-		}
-	}
-	return cluster.Snapshot{}, errors.New(why)
+// waitHealthy waits up to o.Timeout until the cluster is healthy and
+// returns its state.
+func waitHealthy(ctx context.Context, o Options) (cluster.Snapshot, error) {
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	return o.Store.WaitHealthy(ctx, o.Nodes)
 }
 
 // inject applies the scenario's fault to the cluster as it was before,
@@ -228,7 +215,7 @@ func waitRecovery(ctx context.Context, o Options, scenario string, before cluste
 	if err := o.Faults.Heal(ctx); err != nil {
 		return cluster.Snapshot{}, fmt.Errorf("heal: %w", err)
 	}
-	after, err := waitHealthy(ctx, o, o.Timeout)
+	after, err := waitHealthy(ctx, o)
 	if err != nil {
 		return cluster.Snapshot{}, fmt.Errorf("cluster not healthy after the fault: %w", err)
 	}
