@@ -140,11 +140,17 @@ func CheckArchive(ctx context.Context, ar *archive.Archive, info *Info, t Target
 		}
 		return nil, t.Latest || t.LSN != 0, fmt.Errorf("the archive in %s is empty: recovery can only reach the end of backup %s", ar.Repo().Location(), info.ID)
 	}
-	tli, err := t.timeline(info.Timeline, c)
-	if err != nil {
-		return nil, true, err
+	// Without a target the restore replays only the backup's own WAL: what
+	// newer timelines hold (a failover since, its first segment not
+	// archived yet) does not matter.
+	tli, to := info.Timeline, info.StopLSN-1
+	if t.IsSet() {
+		if tli, err = t.timeline(info.Timeline, c); err != nil {
+			return nil, true, err
+		}
+		to = t.LSN
 	}
-	missing, err = c.Missing(info.Timeline, info.StartLSN, tli, t.LSN)
+	missing, err = c.Missing(info.Timeline, info.StartLSN, tli, to)
 	if err != nil {
 		return nil, true, err
 	}
