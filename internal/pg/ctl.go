@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -32,6 +34,12 @@ type Instance struct {
 	// pg_rewind and pg_basebackup overwrite a log inside it with the
 	// source's.
 	LogFile string
+	// RunAs runs the tools as another OS user (root starting a server
+	// for postgres); nil: as the current user.
+	RunAs *syscall.Credential
+	// Settings are passed to the server by Start with -c, over whatever
+	// its configuration files say.
+	Settings map[string]string
 }
 
 // ErrNoDataDir means DataDir does not hold an initialized cluster.
@@ -53,7 +61,7 @@ func (i *Instance) run(ctx context.Context, name string, args ...string) (string
 	// The server a tool starts must not die with the agent: pg_ctl
 	// daemonizes postgres, and a new session keeps signals aimed at the
 	// agent's process group (a terminal's ^C) away from it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Credential: i.RunAs}
 	cmd.WaitDelay = time.Second
 	if err := cmd.Run(); err != nil {
 		return out.String(), fmt.Errorf("%s: %w: %s", name, err, tail(out.String(), 5))
@@ -92,7 +100,17 @@ func (i *Instance) Start(ctx context.Context, timeout time.Duration) error {
 	if err := i.removeStaleLocks(); err != nil {
 		return err
 	}
-	_, err := i.run(ctx, "pg_ctl", "start", "-D", i.DataDir, "-w", "-t", seconds(timeout), "-l", i.logFile())
+	args := []string{"start", "-D", i.DataDir, "-w", "-t", seconds(timeout), "-l", i.logFile()}
+	if len(i.Settings) > 0 {
+		var opts []string
+		for _, k := range slices.Sorted(maps.Keys(i.Settings)) {
+			// pg_ctl hands -o to a shell: quote for sh; postgres
+			// takes the value of -c as it is.
+			opts = append(opts, "-c '"+strings.ReplaceAll(k+"="+i.Settings[k], "'", `'\''`)+"'")
+		}
+		args = append(args, "-o", strings.Join(opts, " "))
+	}
+	_, err := i.run(ctx, "pg_ctl", args...)
 	return err
 }
 
