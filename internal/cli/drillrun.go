@@ -21,6 +21,8 @@ type drillFlags struct {
 	runs     int
 	via      string
 	timeout  time.Duration
+	repo     repoFlags // restore-test: the repository to restore from
+	scratch  string    // restore-test: where the restored copies go
 }
 
 // errDrillFailed is returned when a drill ran but missed a target or a
@@ -36,6 +38,8 @@ func (a *app) newDrillRunCmd() *cobra.Command {
 			"read-write address), inject the scenario's fault, wait for the cluster to recover and heal,\n" +
 			"then check what survived. Scenarios: " + strings.Join(drill.Scenarios, ", ") + ".\n" +
 			"Faults are injected into processes on this machine (a cluster made by bulwark up).\n" +
+			"restore-test runs no workload: it restores the newest backup, then a point in time,\n" +
+			"into --scratch, starts and checks each copy (amcheck, row counts) and times it.\n" +
 			"Results and reports go to the plan's drills.history directory.\n" +
 			"Exit status 5 when a run's checker failed or a target was missed.",
 		Args: args(cobra.NoArgs),
@@ -45,6 +49,8 @@ func (a *app) newDrillRunCmd() *cobra.Command {
 	cmd.Flags().IntVar(&f.runs, "runs", 1, "how many times; figures are then reported as distributions")
 	cmd.Flags().StringVar(&f.via, "via", "", "write through this host:port (a proxy's read-write port) instead of the client library")
 	cmd.Flags().DurationVar(&f.timeout, "timeout", 2*time.Minute, "longest wait for the cluster to recover or heal, per run")
+	f.repo.register(cmd)
+	cmd.Flags().StringVar(&f.scratch, "scratch", "", "restore-test: directory for the restored copies, removed after each check (default: the system's temporary directory)")
 	cmd.MarkFlagRequired("scenario")
 	return cmd
 }
@@ -71,6 +77,12 @@ func (a *app) drillRun(ctx context.Context, f drillFlags) error {
 	defer store.Close()
 	o := drill.Options{Store: store, Nodes: c.NodeNames(), Faults: faults, RTO: p.Service.RTO, RPO: p.Service.RPO,
 		Timeout: f.timeout, Logger: a.log, NewWriter: a.drillWriter(c, f.via)}
+	if f.scenario == drill.RestoreTest {
+		if o.Restorer, err = a.newLocalRestorer(ctx, p, f.repo, f.scratch, f.timeout); err != nil {
+			return err
+		}
+		o.PITR = p.Archiving.Mode != plan.ArchiveNone
+	}
 	res, err := drill.Perform(ctx, o, f.scenario, f.runs)
 	if err != nil {
 		return err
@@ -108,13 +120,20 @@ func (a *app) keepDrill(p *plan.Plan, res *drill.Result) error {
 	return err
 }
 
-// drillWriter makes the workload's writer: the client library following
-// the cluster through etcd, or one connection at a time to via.
-func (a *app) drillWriter(c *plan.Cluster, via string) func(context.Context) (drill.Writer, func(), error) {
+// clusterConn is the connection options of the cluster's nodes, to
+// database postgres (as user postgres unless they name another).
+func clusterConn(c *plan.Cluster) string {
 	conn := "dbname=postgres " + c.ConnOptions
 	if !strings.Contains(c.ConnOptions, "user=") {
 		conn += " user=postgres"
 	}
+	return conn
+}
+
+// drillWriter makes the workload's writer: the client library following
+// the cluster through etcd, or one connection at a time to via.
+func (a *app) drillWriter(c *plan.Cluster, via string) func(context.Context) (drill.Writer, func(), error) {
+	conn := clusterConn(c)
 	return func(ctx context.Context) (drill.Writer, func(), error) {
 		if via != "" {
 			host, port, ok := strings.Cut(via, ":")

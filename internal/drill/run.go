@@ -31,6 +31,10 @@ type Options struct {
 	// NewWriter makes the workload's writer for one run.
 	NewWriter func(ctx context.Context) (Writer, func(), error)
 	RTO, RPO  time.Duration
+	// Restorer restores backups for restore-test; PITR says whether the
+	// plan archives WAL, so that a point in time can be recovered too.
+	Restorer Restorer
+	PITR     bool
 	// Warmup is how long the workload runs before the fault (3 s), Settle
 	// how long after recovery (2 s); Timeout bounds each wait (2 min).
 	Warmup, Settle, Timeout time.Duration
@@ -38,7 +42,7 @@ type Options struct {
 }
 
 // Scenarios lists the scenarios Perform knows.
-var Scenarios = []string{PrimaryCrash, NodeLoss, PrimaryHang, ReplicaLoss, Switchover}
+var Scenarios = []string{PrimaryCrash, NodeLoss, PrimaryHang, ReplicaLoss, Switchover, RestoreTest}
 
 // Perform runs scenario n times and returns the result, summarised against
 // the plan's objectives. An error means the drill could not run (the
@@ -78,6 +82,9 @@ func cmpDur(d, def time.Duration) time.Duration {
 // runOnce: a healthy cluster, the workload, the fault, recovery, healing,
 // then the checker.
 func runOnce(ctx context.Context, o Options, scenario, id string) (Run, error) {
+	if scenario == RestoreTest {
+		return restoreTest(ctx, o, id)
+	}
 	before, err := waitHealthy(ctx, o)
 	if err != nil {
 		return Run{}, fmt.Errorf("cluster not healthy before the fault: %w", err)

@@ -46,7 +46,7 @@ var scenarioFaults = map[string]string{
 	drill.ReplicaLoss:      "kill -9 of a replica's agent and postmaster",
 	drill.EtcdMemberLoss:   "one etcd member stopped",
 	drill.Switchover:       "bulwark cluster switchover under a write workload",
-	drill.RestoreTest:      "restore the latest backup, and a point in time, to a scratch directory, start it, check it and time it",
+	drill.RestoreTest:      "restore the newest backup, then a point in time, to scratch directories; start, amcheck and count rows; time it",
 }
 
 // Frequency recommends how often to drill a service of tier, in words and

@@ -2,8 +2,10 @@ package e2e
 
 import (
 	"encoding/json"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -53,6 +55,9 @@ func TestDrillScenarios(t *testing.T) {
 	c := startCluster(t, "--replication", "sync", "--crash-restarts", "0")
 	c.waitSync(60 * time.Second)
 	for _, s := range drill.Scenarios {
+		if s == drill.RestoreTest {
+			continue // TestDrillRestoreTest: it needs a backup and archived WAL
+		}
 		res := c.drill(0, "--scenario", s)
 		if len(res.Runs) != 1 {
 			t.Fatalf("%s: %d runs", s, len(res.Runs))
@@ -74,7 +79,7 @@ func TestDrillScenarios(t *testing.T) {
 	}
 	out := c.e.ok("drill", "history", "--plan", c.plan)
 	for _, s := range drill.Scenarios {
-		if !strings.Contains(out, s) {
+		if s != drill.RestoreTest && !strings.Contains(out, s) {
 			t.Errorf("drill history lacks %s:\n%s", s, out)
 		}
 	}
@@ -148,4 +153,74 @@ func TestDrillCatchesLostWrites(t *testing.T) {
 	if res.Passed || r.Passed || r.AckedLost == 0 || len(r.LostSeqs) == 0 || !strings.Contains(strings.Join(r.Failures, "\n"), "acknowledged writes lost") {
 		t.Errorf("the drill did not report the lost writes: passed %v, lost %d %v, failures %q", res.Passed, r.AckedLost, r.LostSeqs, r.Failures)
 	}
+}
+
+// TestDrillRestoreTest: restore-test restores the newest backup and a
+// point in time after a switchover (so recovery follows the archived
+// timeline history), starts and checks both copies and passes; with a
+// corrupt object in the repository it fails (exit 5) and says so. Its
+// scratch directories are gone afterwards.
+func TestDrillRestoreTest(t *testing.T) {
+	c := startCluster(t, "--archive", "--crash-restarts", "0")
+	c.e.repo, c.e.vars = "", nil // the cluster's own repository and passphrase file, from its plan
+	c.waitHealthy(30 * time.Second)
+	c.drill(0, "--scenario", drill.PrimaryCrash) // rows in the drill table before the backup
+	st := c.waitHealthy(30 * time.Second)
+	leader := st.member(st.Leader)
+	c.e.owner = true // the agents' OS user owns the cluster's repository
+	c.e.ok("backup", "create", "--plan", c.plan, "--type", "full",
+		"--pgdata", filepath.Join(c.dir, leader.Name, "pgdata"), "--db", leader.Conn)
+	c.e.owner = false
+	c.drill(0, "--scenario", drill.Switchover) // a new timeline after the backup
+
+	scratch := pgtest.Dir(t)
+	res := c.drill(0, "--scenario", drill.RestoreTest, "--scratch", scratch)
+	r := res.Runs[0]
+	t.Logf("restore-test: %.3fs; %q", r.RestoreS, r.Notes)
+	if !res.Passed || r.RestoreS <= 0 || len(r.Notes) != 2 || strings.Contains(r.Notes[0], " 0 rows") ||
+		!strings.Contains(r.Notes[1], "point-in-time recovery") {
+		t.Errorf("restore-test: passed %v, %.3fs, notes %q, failures %q", res.Passed, r.RestoreS, r.Notes, r.Failures)
+	}
+	if got := res.Stats[drill.FigRestore].Max; got != r.RestoreS || res.Targets[0].Measured != r.RestoreS {
+		t.Errorf("restore_s stat %v, RTO target %+v, want %v", got, res.Targets[0], r.RestoreS)
+	}
+
+	// Flip bytes in the newest pack: the backup cannot be read back.
+	pack := newestFile(t, filepath.Join(c.dir, "repo", "data"))
+	data, err := os.ReadFile(pack)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := slices.Clone(data)
+	bad[len(bad)/2] ^= 0xff
+	pgtest.WriteFile(t, pack, bad)
+	res = c.drill(5, "--scenario", drill.RestoreTest, "--scratch", scratch)
+	if r := res.Runs[0]; r.Passed || !strings.Contains(strings.Join(r.Failures, "\n"), "repository data is corrupt") {
+		t.Errorf("restore-test of a corrupt repository: passed %v, failures %q", r.Passed, r.Failures)
+	}
+	pgtest.WriteFile(t, pack, data)
+	if left, _ := os.ReadDir(scratch); len(left) != 0 {
+		t.Errorf("restore-test left %d entries in its scratch directory", len(left))
+	}
+}
+
+// newestFile is the most recently written file under dir.
+func newestFile(t *testing.T, dir string) string {
+	t.Helper()
+	var newest string
+	var at time.Time
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		info, err := d.Info()
+		if err == nil && info.ModTime().After(at) {
+			newest, at = path, info.ModTime()
+		}
+		return err
+	})
+	if err != nil || newest == "" {
+		t.Fatalf("no file under %s: %v", dir, err)
+	}
+	return newest
 }
