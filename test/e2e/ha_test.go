@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,6 +28,9 @@ type haCluster struct {
 	e    *env
 	dir  string
 	plan string
+	// logs are more logs to print when the test fails, after the
+	// cluster's: the last lines of CI's output then show them.
+	logs []string
 }
 
 type haMember struct {
@@ -58,7 +62,7 @@ func startCluster(t *testing.T, args ...string) *haCluster {
 	t.Cleanup(func() {
 		c.e.run("down", "--dir", c.dir)
 		if t.Failed() {
-			for _, log := range append(globLogs(c.dir, "*/agent.log"), globLogs(c.dir, "*/pgdata.log")...) {
+			for _, log := range slices.Concat(globLogs(c.dir, "*/pgdata.log"), globLogs(c.dir, "*/agent.log"), c.logs) {
 				data, _ := os.ReadFile(log)
 				t.Logf("==== %s\n%s", log, tailLines(string(data), 60))
 			}

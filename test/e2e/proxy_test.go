@@ -29,6 +29,7 @@ func (c *haCluster) startProxy() *proxyProc {
 	c.t.Helper()
 	px := &proxyProc{rw: freeAddr(c.t), ro: freeAddr(c.t), http: freeAddr(c.t)}
 	logPath := filepath.Join(c.t.TempDir(), "proxy.log")
+	c.logs = append(c.logs, logPath)
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		c.t.Fatal(err)
@@ -43,10 +44,6 @@ func (c *haCluster) startProxy() *proxyProc {
 		cmd.Process.Signal(syscall.SIGTERM)
 		if code, err := exitCode(cmd.Wait()); err != nil || code != 0 {
 			c.t.Errorf("bulwark proxy after SIGTERM: exit %d (%v), want 0", code, err)
-		}
-		if c.t.Failed() {
-			data, _ := os.ReadFile(logPath)
-			c.t.Logf("==== %s\n%s", logPath, tailLines(string(data), 80))
 		}
 	})
 	pgtest.Eventually(c.t, 30*time.Second, func() error {
