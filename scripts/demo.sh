@@ -7,8 +7,10 @@
 # backup; notes a point in time and writes more; runs a failover drill
 # (kill -9 of the primary under a write workload through the proxy) judged
 # against the plan's RTO and RPO; restores the backup to the point in time
-# noted, starts it and checks its rows; prints where the drill's HTML
-# report is. Everything it starts or creates is stopped and removed on exit.
+# noted, starts it and checks its rows; runs the restore-test drill (the
+# newest backup and a point in time, amcheck, timed against the RTO);
+# prints where the failover drill's HTML report is. Everything it starts
+# or creates is stopped and removed on exit.
 #
 # Environment:
 #   BULWARK_BIN        use this bulwark binary instead of building bin/bulwark
@@ -151,12 +153,17 @@ pitr() {
 	[[ $n == 15000 ]] || die "point-in-time recovery restored $n orders, not 15000"
 }
 
+restore_test() {
+	section "6. Restore test: the newest backup and a point in time, restored, checked and timed"
+	run "$BULWARK" drill run --plan "$PLAN" --scenario restore-test || die "the restore test failed (exit $?)"
+}
+
 report() {
-	section "6. Drill history and report"
+	section "7. Drill history and report"
 	run "$BULWARK" drill history --plan "$PLAN"
 	local html
-	html=$("$BULWARK" drill history --plan "$PLAN" -o json | jq -r '.[-1].reports.html')
-	echo "HTML report: $html (kept only with BULWARK_DEMO_KEEP=1)"
+	html=$("$BULWARK" drill history --plan "$PLAN" -o json | jq -r 'map(select(.scenario == "primary-crash")) | .[-1].reports.html')
+	echo "HTML report of the failover drill: $html (kept only with BULWARK_DEMO_KEEP=1)"
 	((DRILL_RC == 0)) || die "the drill missed a target of the plan"
 	echo "demo: done in ${SECONDS}s"
 }
@@ -167,6 +174,7 @@ main() {
 	backup_and_point
 	drill
 	pitr
+	restore_test
 	report
 }
 
