@@ -435,16 +435,14 @@ func stopPID(path string) {
 }
 
 func stopPostgres(ctx context.Context, binDir, dataDir string, owner *syscall.Credential) error {
-	inst := pg.Instance{BinDir: binDir, DataDir: dataDir}
+	inst := pg.Instance{BinDir: binDir, DataDir: dataDir, RunAs: owner}
 	pid, ok := inst.PID()
 	if !ok {
 		return nil
 	}
-	syscall.Kill(pid, syscall.SIGCONT)
-	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "pg_ctl"), "stop", "-D", dataDir, "-m", "fast", "-w", "-t", "60")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: owner}
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("stop PostgreSQL in %s: %w: %s", dataDir, err, strings.TrimSpace(string(out)))
+	syscall.Kill(pid, syscall.SIGCONT) // a drill may have left it frozen
+	if err := inst.Stop(ctx, "fast", time.Minute); err != nil {
+		return fmt.Errorf("stop PostgreSQL in %s: %w", dataDir, err)
 	}
 	return nil
 }
