@@ -98,24 +98,6 @@ func TestDrillCatchesLostWrites(t *testing.T) {
 	}
 	pgtest.WriteFile(t, c.plan, []byte(strings.Replace(string(plan), "rpo: 30s", "rpo: 0s", 1)))
 
-	// Freeze every replica's WAL receiver once the drill's workload runs,
-	// and let them go once another node leads.
-	var receivers []int
-	for _, m := range st.Members {
-		if m.Name != st.Leader {
-			pm := c.postmaster(m.Name)
-			for _, pid := range pg.ChildPIDs(pm) {
-				if comm, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "comm")); strings.HasPrefix(string(comm), "postgres") {
-					if cmd, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline")); strings.Contains(string(cmd), "walreceiver") {
-						receivers = append(receivers, pid)
-					}
-				}
-			}
-		}
-	}
-	if len(receivers) != len(st.Members)-1 {
-		t.Fatalf("found %d WAL receivers, want %d", len(receivers), len(st.Members)-1)
-	}
 	// The drill runs beside the test goroutine: only that one may fail the
 	// test, so the goroutine hands over what bulwark printed.
 	args := []string{"--scenario", drill.NodeLoss}
@@ -129,6 +111,11 @@ func TestDrillCatchesLostWrites(t *testing.T) {
 		done <- ran{r, err}
 	}()
 	time.Sleep(2 * time.Second) // the drill's workload warms up for 3 s
+	// Freeze every replica's WAL receiver now that the workload runs, and
+	// let them go once another node leads. They are looked up only now:
+	// a receiver restarted since (the configuration change above reaches
+	// the agents within a loop) would keep streaming.
+	receivers := c.walReceivers(st)
 	for _, pid := range receivers {
 		syscall.Kill(pid, syscall.SIGSTOP)
 	}
@@ -147,6 +134,7 @@ func TestDrillCatchesLostWrites(t *testing.T) {
 	if out.err != nil {
 		t.Fatalf("run bulwark drill run: %v", out.err)
 	}
+	t.Logf("bulwark drill run -> %d\n%s%s", out.r.code, out.r.stdout, tailLines(out.r.stderr, 30))
 	res := c.drillResult(out.r, 5, args)
 	r := res.Runs[0]
 	t.Logf("lagging replicas: %d of %d acknowledged writes lost, RPO %.3fs, failures %q", r.AckedLost, r.AckedWrites, r.RPOS, r.Failures)
@@ -223,4 +211,25 @@ func newestFile(t *testing.T, dir string) string {
 		t.Fatalf("no file under %s: %v", dir, err)
 	}
 	return newest
+}
+
+// walReceivers are the PIDs of the replicas' WAL receivers; the test
+// fails unless each replica has one.
+func (c *haCluster) walReceivers(st haStatus) []int {
+	c.t.Helper()
+	var receivers []int
+	for _, m := range st.Members {
+		if m.Name == st.Leader {
+			continue
+		}
+		for _, pid := range pg.ChildPIDs(c.postmaster(m.Name)) {
+			if cmd, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline")); strings.Contains(string(cmd), "walreceiver") {
+				receivers = append(receivers, pid)
+			}
+		}
+	}
+	if len(receivers) != len(st.Members)-1 {
+		c.t.Fatalf("found %d WAL receivers, want %d", len(receivers), len(st.Members)-1)
+	}
+	return receivers
 }
