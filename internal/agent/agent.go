@@ -172,16 +172,17 @@ func (a *Agent) Run(ctx context.Context) error {
 	if a.wd != nil {
 		wg.Go(func() { a.runWatchdog(ctx) })
 	}
-	if c, err := a.initConfig(ctx); err == nil {
-		a.mu.Lock()
-		a.st.cfg = c
-		a.st.restartGen = c.RestartGeneration // restarts requested before this agent ran are done
-		a.mu.Unlock()
-	}
+	// Until etcd holds the configuration (this agent's, if it is the
+	// first), try again every loop: etcd may not answer yet, as when a
+	// cluster's members start together.
+	configured := a.initConfig(ctx)
 	changes := a.o.Store.Watch(ctx)
 	died := make(chan struct{}, 1)
 	wg.Go(func() { a.watchPostmaster(ctx, died) })
 	for {
+		if !configured {
+			configured = a.initConfig(ctx)
+		}
 		next := a.step(ctx)
 		timer := time.NewTimer(next)
 		select {
@@ -221,10 +222,21 @@ func (a *Agent) watchPostmaster(ctx context.Context, died chan<- struct{}) {
 	}
 }
 
-func (a *Agent) initConfig(ctx context.Context) (cluster.Config, error) {
+// initConfig writes the plan's configuration to etcd unless it holds one,
+// and adopts the one in force. false: etcd could not be reached.
+func (a *Agent) initConfig(ctx context.Context) bool {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	return a.o.Store.InitConfig(ctx, a.o.Config)
+	c, err := a.o.Store.InitConfig(ctx, a.o.Config)
+	if err != nil {
+		a.log.Warn("cannot initialize the configuration in etcd; will retry", "err", err)
+		return false
+	}
+	a.mu.Lock()
+	a.st.cfg = c
+	a.st.restartGen = c.RestartGeneration // restarts requested before this agent ran are done
+	a.mu.Unlock()
+	return true
 }
 
 // step observes, decides and acts once, and says when to step next.
