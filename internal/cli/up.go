@@ -46,6 +46,7 @@ type upFlags struct {
 	timeout       time.Duration
 	tls           bool
 	archive       bool
+	etcdMembers   int
 }
 
 func (a *app) newUpCmd() *cobra.Command {
@@ -67,6 +68,7 @@ func (a *app) newUpCmd() *cobra.Command {
 	cmd.Flags().IntVar(&f.crashRestarts, "crash-restarts", plan.DefaultCrashRestarts, "restarts of a crashed primary in place before failing over (0: fail over at once)")
 	cmd.Flags().DurationVar(&f.timeout, "timeout", 2*time.Minute, "give up if the cluster is not healthy by then")
 	cmd.Flags().BoolVar(&f.archive, "archive", false, "archive WAL into the local repository with archive_command (archive_timeout 10s), for point-in-time recovery (only when the cluster is created)")
+	cmd.Flags().IntVar(&f.etcdMembers, "etcd-members", 1, "embedded etcd members: 1, 3 or 5 (only when the cluster is created)")
 	cmd.Flags().BoolVar(&f.tls, "tls", false, "run etcd, the agents' API and PostgreSQL (clients and replication) over TLS with a CA made in DIR/tls (only when the cluster is created)")
 	cmd.MarkFlagRequired("dir")
 	return cmd
@@ -75,6 +77,9 @@ func (a *app) newUpCmd() *cobra.Command {
 func (a *app) up(ctx context.Context, f upFlags) error {
 	if f.nodes < 1 || f.nodes > 9 {
 		return usageError{errors.New("--nodes must be from 1 to 9")}
+	}
+	if f.etcdMembers != 1 && f.etcdMembers != 3 && f.etcdMembers != 5 {
+		return usageError{errors.New("--etcd-members must be 1, 3 or 5")}
 	}
 	switch f.replication {
 	case "async", "sync", "quorum":
@@ -148,7 +153,8 @@ func freePort() (int, error) {
 }
 
 func writeLocalPlan(dir string, f upFlags) (*plan.Plan, error) {
-	ports := make([]int, 2+2*f.nodes)
+	// Two ports per etcd member (client, peer), then two per node.
+	ports := make([]int, 2*f.etcdMembers+2*f.nodes)
 	for i := range ports {
 		p, err := freePort()
 		if err != nil {
@@ -185,7 +191,7 @@ repositories:
   - {name: local, url: "file://%s", password_file: %s}
 replication: {mode: %s%s}
 %scluster:
-  etcd: {endpoints: ["%s://127.0.0.1:%d"]%s}
+  etcd: {endpoints: [%s]%s}
   ttl: %s
   loop_wait: 1s
   crash_restarts: %d
@@ -194,13 +200,20 @@ replication: {mode: %s%s}
   nodes:
 `, map[bool]string{true: "0s", false: "30s"}[f.replication != "async"], filepath.Join(dir, "n1", "pgdata"),
 		filepath.Join(dir, "repo"), filepath.Join(dir, "repo-pass"), f.replication, map[bool]string{true: ", sync_count: 1", false: ""}[f.replication == "quorum"],
-		map[bool]string{true: "archiving: {mode: archive_command, archive_timeout: 10s}\n", false: ""}[f.archive], sec.scheme, ports[0], sec.etcdTLS, f.ttl, f.crashRestarts, tokenFile, sec.clusterLines, socketDir(dir), sec.parameters)
+		map[bool]string{true: "archiving: {mode: archive_command, archive_timeout: 10s}\n", false: ""}[f.archive], etcdEndpoints(sec.scheme, ports[:f.etcdMembers]), sec.etcdTLS, f.ttl, f.crashRestarts, tokenFile, sec.clusterLines, socketDir(dir), sec.parameters)
+	nodePorts := ports[2*f.etcdMembers:]
 	for i := range f.nodes {
 		name := fmt.Sprintf("n%d", i+1)
 		fmt.Fprintf(&b, "    - {name: %s, host: 127.0.0.1, port: %d, api: \"127.0.0.1:%d\", pgdata: %s}\n",
-			name, ports[2+2*i], ports[3+2*i], filepath.Join(dir, name, "pgdata"))
+			name, nodePorts[2*i], nodePorts[2*i+1], filepath.Join(dir, name, "pgdata"))
 	}
-	fmt.Fprintf(&b, "# etcd peer port: %d\n", ports[1])
+	// etcd's peer ports are no client's business: a comment keeps them,
+	// one per endpoint, in order.
+	peers := make([]string, f.etcdMembers)
+	for i, p := range ports[f.etcdMembers : 2*f.etcdMembers] {
+		peers[i] = strconv.Itoa(p)
+	}
+	fmt.Fprintf(&b, "%s%s\n", etcdPeersLine, strings.Join(peers, ","))
 	path := filepath.Join(dir, localPlan)
 	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
 		return nil, err
@@ -311,24 +324,81 @@ func spawn(argv []string, logPath, pidPath string, owner *syscall.Credential) er
 	return cmd.Process.Release()
 }
 
-func (a *app) startLocalEtcd(dir string, c *plan.Cluster) error {
-	if _, ok := pidAlive(filepath.Join(dir, "etcd.pid")); ok {
-		return nil
+// etcdPeersLine starts the plan's comment line that lists the local etcd
+// members' peer ports ("# etcd peer port: P" before there could be
+// several: the same line).
+const etcdPeersLine = "# etcd peer port: "
+
+func etcdEndpoints(scheme string, ports []int) string {
+	urls := make([]string, len(ports))
+	for i, p := range ports {
+		urls[i] = fmt.Sprintf("%q", fmt.Sprintf("%s://127.0.0.1:%d", scheme, p))
 	}
+	return strings.Join(urls, ", ")
+}
+
+// localEtcdMember is one embedded etcd member of a local cluster and its
+// files under DIR: etcd, etcd.pid and etcd.log for a single member,
+// etcd-NAME... for each of several.
+type localEtcdMember struct {
+	name, clientURL, peerURL  string
+	dataDir, pidFile, logFile string
+}
+
+// localEtcdMembers reads the members of the local cluster in dir from its
+// plan: the endpoints, and the comment line of peer ports.
+func localEtcdMembers(dir string, c *plan.Cluster) ([]localEtcdMember, error) {
 	data, err := os.ReadFile(filepath.Join(dir, localPlan))
+	if err != nil {
+		return nil, err
+	}
+	_, line, _ := strings.Cut(string(data), etcdPeersLine)
+	line, _, _ = strings.Cut(line, "\n")
+	peers := strings.Split(strings.TrimSpace(line), ",")
+	if line == "" || len(peers) != len(c.Etcd.Endpoints) {
+		return nil, fmt.Errorf("the plan in %s has no etcd peer port line with one port per endpoint", dir)
+	}
+	if len(peers) == 1 {
+		return []localEtcdMember{{name: "local", clientURL: c.Etcd.Endpoints[0], peerURL: "http://127.0.0.1:" + peers[0],
+			dataDir: filepath.Join(dir, "etcd"), pidFile: filepath.Join(dir, "etcd.pid"), logFile: filepath.Join(dir, "etcd.log")}}, nil
+	}
+	ms := make([]localEtcdMember, len(peers))
+	for i, peer := range peers {
+		name := fmt.Sprintf("e%d", i+1)
+		base := filepath.Join(dir, "etcd-"+name)
+		ms[i] = localEtcdMember{name: name, clientURL: c.Etcd.Endpoints[i], peerURL: "http://127.0.0.1:" + peer,
+			dataDir: base, pidFile: base + ".pid", logFile: base + ".log"}
+	}
+	return ms, nil
+}
+
+// startLocalEtcd starts the local cluster's etcd members that are not
+// running.
+func (a *app) startLocalEtcd(dir string, c *plan.Cluster) error {
+	ms, err := localEtcdMembers(dir, c)
 	if err != nil {
 		return err
 	}
-	_, peer, _ := strings.Cut(string(data), "# etcd peer port: ")
-	peer = strings.TrimSpace(peer)
-	if peer == "" {
-		return errors.New("plan has no etcd peer port line")
+	var initial []string
+	for _, m := range ms {
+		initial = append(initial, m.name+"="+m.peerURL)
 	}
-	argv := []string{"etcd", "--dir", filepath.Join(dir, "etcd"), "--client-url", c.Etcd.Endpoints[0], "--peer-url", "http://127.0.0.1:" + peer}
-	if t := c.Etcd.TLS; t.CertFile != "" {
-		argv = append(argv, "--cert-file", t.CertFile, "--key-file", t.KeyFile, "--client-ca-file", t.CAFile)
+	for _, m := range ms {
+		if _, ok := pidAlive(m.pidFile); ok {
+			continue
+		}
+		argv := []string{"etcd", "--dir", m.dataDir, "--name", m.name, "--client-url", m.clientURL, "--peer-url", m.peerURL}
+		if len(ms) > 1 {
+			argv = append(argv, "--initial-cluster", strings.Join(initial, ","))
+		}
+		if t := c.Etcd.TLS; t.CertFile != "" {
+			argv = append(argv, "--cert-file", t.CertFile, "--key-file", t.KeyFile, "--client-ca-file", t.CAFile)
+		}
+		if err := spawn(argv, m.logFile, m.pidFile, nil); err != nil {
+			return err
+		}
 	}
-	return spawn(argv, filepath.Join(dir, "etcd.log"), filepath.Join(dir, "etcd.pid"), nil)
+	return nil
 }
 
 // postgresOwner is the credential agents run with when up runs as root:
@@ -403,7 +473,11 @@ func (a *app) newDownCmd() *cobra.Command {
 			for _, n := range p.Cluster.Nodes {
 				errs = append(errs, stopPostgres(cmd.Context(), p.Postgres.BinDir, n.PGData, owner))
 			}
-			stopPID(filepath.Join(dir, "etcd.pid"))
+			ms, err := localEtcdMembers(dir, p.Cluster)
+			errs = append(errs, err)
+			for _, m := range ms {
+				stopPID(m.pidFile)
+			}
 			if err := errors.Join(errs...); err != nil {
 				return err
 			}
@@ -451,7 +525,7 @@ func (a *app) newEtcdCmd() *cobra.Command {
 	var o localetcd.Options
 	cmd := &cobra.Command{
 		Use:    "etcd --dir DIR --client-url URL --peer-url URL",
-		Short:  "Run a single-member embedded etcd (local clusters; production uses external etcd)",
+		Short:  "Run an embedded etcd member (local clusters; production uses external etcd)",
 		Hidden: true,
 		Args:   args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -474,6 +548,8 @@ func (a *app) newEtcdCmd() *cobra.Command {
 	cmd.Flags().StringVar(&o.Dir, "dir", "", "data directory")
 	cmd.Flags().StringVar(&o.ClientURL, "client-url", "", "client URL, such as http://127.0.0.1:2379")
 	cmd.Flags().StringVar(&o.PeerURL, "peer-url", "", "peer URL")
+	cmd.Flags().StringVar(&o.Name, "name", "", "member name (default local)")
+	cmd.Flags().StringVar(&o.InitialCluster, "initial-cluster", "", "every member as NAME=PEERURL,... (several members)")
 	cmd.Flags().StringVar(&o.CertFile, "cert-file", "", "server certificate: clients connect over TLS")
 	cmd.Flags().StringVar(&o.KeyFile, "key-file", "", "its private key")
 	cmd.Flags().StringVar(&o.ClientCAFile, "client-ca-file", "", "CA that must have signed clients' certificates")

@@ -1,6 +1,7 @@
-// Package localetcd runs a single-member etcd server inside this process, for
-// `bulwark up` (a development, drill and demo cluster on one machine) and
-// for tests. Production clusters use external etcd endpoints.
+// Package localetcd runs an etcd member inside this process, for `bulwark
+// up` (a development, drill and demo cluster on one machine) and for
+// tests: a single member, or one of a few on loopback. Production
+// clusters use external etcd endpoints.
 //
 // It owns the server's data directory only as far as etcd does: Close stops
 // the server and leaves the directory.
@@ -21,19 +22,23 @@ import (
 
 // Options configure a Server. The zero value of each field is its default.
 type Options struct {
-	Dir        string // data directory; required
-	ClientURL  string // where clients connect, such as http://127.0.0.1:2379; required
-	PeerURL    string // the raft peer URL; required (no other member ever uses it)
-	Name       string // member name; "local" when ""
-	TickMs     uint   // raft heartbeat; DefaultTickMs when 0
-	ElectionMs uint   // raft election timeout; DefaultElectionMs when 0
+	Dir       string // data directory; required
+	ClientURL string // where clients connect, such as http://127.0.0.1:2379; required
+	PeerURL   string // the raft peer URL; required
+	Name      string // member name; "local" when ""
+	// InitialCluster lists every member as NAME=PEERURL,... when the
+	// cluster has more than this one; "" for a single member. It counts
+	// only on the first start: etcd keeps the membership in Dir.
+	InitialCluster string
+	TickMs         uint // raft heartbeat; DefaultTickMs when 0
+	ElectionMs     uint // raft election timeout; DefaultElectionMs when 0
 	// CertFile and KeyFile make clients connect over TLS (ClientURL must
 	// then be https); with ClientCAFile, clients must present a
 	// certificate that CA signed.
 	CertFile, KeyFile, ClientCAFile string
 }
 
-// Raft timings of a single local member. They are lower than etcd's defaults
+// Raft timings of local members. They are lower than etcd's defaults
 // (100 ms, 1000 ms) so that leases can be short: etcd refuses TTLs under
 // about 1.5 election timeouts.
 const (
@@ -65,7 +70,8 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	cfg.Dir = o.Dir
 	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*cu}, []url.URL{*cu}
 	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*pu}, []url.URL{*pu}
-	cfg.InitialCluster = cfg.Name + "=" + pu.String()
+	cfg.InitialCluster = cmp.Or(o.InitialCluster, cfg.Name+"="+pu.String())
+	cfg.InitialClusterToken = "bulwark-local"
 	if o.CertFile != "" {
 		cfg.ClientTLSInfo = transport.TLSInfo{CertFile: o.CertFile, KeyFile: o.KeyFile,
 			TrustedCAFile: o.ClientCAFile, ClientCertAuth: o.ClientCAFile != ""}
