@@ -102,8 +102,31 @@ func (f *localFaults) signalNode(name string, sig syscall.Signal) error {
 	return errors.Join(errs...)
 }
 
-// Heal starts the agents the faults killed; they start their PostgreSQL.
+// KillEtcd kill -9s the local etcd member serving endpoint.
+func (f *localFaults) KillEtcd(endpoint string) (string, error) {
+	ms, err := localEtcdMembers(f.dir, f.p.Cluster)
+	if err != nil {
+		return "", err
+	}
+	for _, m := range ms {
+		if m.clientURL != endpoint {
+			continue
+		}
+		pid, ok := pidAlive(m.pidFile)
+		if !ok {
+			return "", fmt.Errorf("etcd member %s is not running", m.name)
+		}
+		return m.name, syscall.Kill(pid, syscall.SIGKILL)
+	}
+	return "", fmt.Errorf("no local etcd member serves %s", endpoint)
+}
+
+// Heal starts the etcd members and the agents the faults killed; the
+// agents start their PostgreSQL.
 func (f *localFaults) Heal(context.Context) error {
+	if err := f.a.startLocalEtcd(f.dir, f.p.Cluster); err != nil {
+		return err
+	}
 	for _, n := range f.p.Cluster.Nodes {
 		if err := f.a.startLocalAgent(f.dir, f.p, n); err != nil {
 			return err

@@ -66,6 +66,9 @@ func (a *app) drillRun(ctx context.Context, f drillFlags) error {
 	if f.runs < 1 || f.runs > 100 {
 		return usageError{errors.New("--runs must be from 1 to 100")}
 	}
+	if f.scenario == drill.EtcdMemberLoss && len(c.Etcd.Endpoints) < 3 {
+		return usageError{fmt.Errorf("etcd-member-loss needs an etcd cluster of 3 or more members, and the plan names %d endpoint(s) (bulwark up --etcd-members 3)", len(c.Etcd.Endpoints))}
+	}
 	faults, err := newLocalFaults(a, p)
 	if err != nil {
 		return err

@@ -152,6 +152,25 @@ func (s *Store) WaitHealthy(ctx context.Context, nodes []string) (Snapshot, erro
 	}
 }
 
+// EtcdLeader returns the client endpoint of etcd's current raft leader,
+// among the endpoints the store was opened with.
+func (s *Store) EtcdLeader(ctx context.Context) (string, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	var errs []error
+	for _, ep := range s.cli.Endpoints() {
+		st, err := s.cli.Status(ctx, ep)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if st.Leader != 0 && st.Leader == st.Header.MemberId {
+			return ep, nil
+		}
+	}
+	return "", fmt.Errorf("no etcd endpoint is the leader: %w", errors.Join(errs...))
+}
+
 // Read reads the whole cluster state in one request.
 func (s *Store) Read(ctx context.Context) (Snapshot, error) {
 	ctx, cancel := s.bound(ctx)

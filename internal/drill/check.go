@@ -136,7 +136,7 @@ func (r *Run) splitBrain(o Observation, firstNew time.Time) {
 func lostOn(o Observation) int {
 	n := 0
 	for _, a := range o.Acks {
-		if o.Present[a.Seq] == 0 && (o.Scenario == Switchover || o.Scenario == ReplicaLoss || (a.Node == o.New && a.At.After(o.Fault))) {
+		if o.Present[a.Seq] == 0 && (o.Scenario == Switchover || o.Scenario == ReplicaLoss || o.Scenario == EtcdMemberLoss || (a.Node == o.New && a.At.After(o.Fault))) {
 			n++
 		}
 	}
@@ -158,7 +158,7 @@ func (r *Run) verdict(o Observation, firstNew time.Time, rto, rpo time.Duration)
 		fail("%d acknowledged writes lost (RPO %.3fs, plan %s): seq %v", r.AckedLost, r.RPOS, rpo, r.LostSeqs)
 	} else if n := lostOn(o); n > 0 {
 		// Whatever the RPO: the new primary's acknowledged writes, and any
-		// in a switchover or a replica's loss, must survive.
+		// in a switchover, a replica's or an etcd member's loss, must survive.
 		fail("%d acknowledged writes lost that no RPO allows (acknowledged by %s, or in a %s): seq %v", n, o.New, o.Scenario, r.LostSeqs)
 	}
 	if r.SplitBrain {
@@ -169,6 +169,9 @@ func (r *Run) verdict(o Observation, firstNew time.Time, rto, rpo time.Duration)
 	}
 	if !r.Consistent {
 		fail("replicas differ from the primary: %v", o.Hashes)
+	}
+	if o.Scenario == EtcdMemberLoss && o.New != o.Old {
+		fail("the primary moved from %s to %s although etcd kept its quorum", o.Old, o.New)
 	}
 	if o.WantRejoin && !o.Rejoined {
 		fail("old primary %s did not rejoin as a replica", o.Old)

@@ -111,3 +111,23 @@ func TestJudgeCatches(t *testing.T) {
 		})
 	}
 }
+
+// TestJudgeEtcdMemberLoss: losing an etcd member must move no primary and
+// lose no write, whatever the RPO.
+func TestJudgeEtcdMemberLoss(t *testing.T) {
+	o := observe()
+	o.Scenario, o.WantRejoin = EtcdMemberLoss, false
+	r := Judge(o, time.Minute, time.Hour)
+	if r.Passed || !strings.Contains(strings.Join(r.Failures, "\n"), "the primary moved from n1 to n2") {
+		t.Errorf("a failover on an etcd member's loss: passed %v, failures %q", r.Passed, r.Failures)
+	}
+	o.New = o.Old
+	for i := range o.Acks {
+		o.Acks[i].Node = o.Old
+	}
+	o.Present[o.Acks[len(o.Acks)/4].Seq] = 0 // acknowledged before the fault
+	r = Judge(o, time.Minute, time.Hour)
+	if r.Passed || !strings.Contains(strings.Join(r.Failures, "\n"), "that no RPO allows") {
+		t.Errorf("a write lost on an etcd member's loss, RPO 1h: passed %v, failures %q", r.Passed, r.Failures)
+	}
+}

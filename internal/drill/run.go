@@ -18,6 +18,9 @@ type Faults interface {
 	KillNode(node string) error // kill -9 of its agent and postmaster
 	Freeze(node string) error   // SIGSTOP of its agent and PostgreSQL processes
 	Thaw(node string) error     // SIGCONT of the same
+	// KillEtcd kill -9s the etcd member that serves clients at endpoint
+	// and names it.
+	KillEtcd(endpoint string) (string, error)
 	// Heal brings back what the faults took down (starts killed agents)
 	// and returns once that is under way.
 	Heal(ctx context.Context) error
@@ -42,7 +45,7 @@ type Options struct {
 }
 
 // Scenarios lists the scenarios Perform knows.
-var Scenarios = []string{PrimaryCrash, NodeLoss, PrimaryHang, ReplicaLoss, Switchover, RestoreTest}
+var Scenarios = []string{PrimaryCrash, NodeLoss, PrimaryHang, ReplicaLoss, EtcdMemberLoss, Switchover, RestoreTest}
 
 // Perform runs scenario n times and returns the result, summarised against
 // the plan's objectives. An error means the drill could not run (the
@@ -102,7 +105,7 @@ func runOnce(ctx context.Context, o Options, scenario, id string) (Run, error) {
 	if err := sleep(ctx, o.Warmup); err != nil {
 		return Run{}, err
 	}
-	obs := Observation{Scenario: scenario, Start: wl.startedAt(), Old: before.Leader.Name, WantRejoin: scenario != ReplicaLoss}
+	obs := Observation{Scenario: scenario, Start: wl.startedAt(), Old: before.Leader.Name, WantRejoin: scenario != ReplicaLoss && scenario != EtcdMemberLoss}
 	obs.Fault = time.Now()
 	obs.FaultNode, err = inject(ctx, o, scenario, before)
 	// Whatever happens next (an error, an interrupt), no node is left
@@ -166,6 +169,14 @@ func inject(ctx context.Context, o Options, scenario string, before cluster.Snap
 	case ReplicaLoss:
 		r := replicaOf(before, o.Nodes)
 		return r, o.Faults.KillNode(r)
+	case EtcdMemberLoss:
+		// etcd's leader: the loss that makes etcd elect anew.
+		ep, err := o.Store.EtcdLeader(ctx)
+		if err != nil {
+			return "", err
+		}
+		member, err := o.Faults.KillEtcd(ep)
+		return "etcd member " + member, err
 	case Switchover:
 		return leader, o.Store.PutRequest(ctx, cluster.Request{Kind: "switchover", From: leader})
 	}

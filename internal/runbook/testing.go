@@ -44,7 +44,7 @@ var scenarioFaults = map[string]string{
 	drill.PrimaryHang:      "SIGSTOP of the primary's node beyond the ttl, then SIGCONT",
 	drill.NetworkPartition: "the primary cut off from etcd and the replicas",
 	drill.ReplicaLoss:      "kill -9 of a replica's agent and postmaster",
-	drill.EtcdMemberLoss:   "one etcd member stopped",
+	drill.EtcdMemberLoss:   "kill -9 of etcd's leader member (3 or more members): no failover, no write lost",
 	drill.Switchover:       "bulwark cluster switchover under a write workload",
 	drill.RestoreTest:      "restore the newest backup, then a point in time, to scratch directories; start, amcheck and count rows; time it",
 }

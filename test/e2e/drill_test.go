@@ -55,8 +55,15 @@ func TestDrillScenarios(t *testing.T) {
 	c := startCluster(t, "--replication", "sync", "--crash-restarts", "0")
 	c.waitSync(60 * time.Second)
 	for _, s := range drill.Scenarios {
-		if s == drill.RestoreTest {
+		switch s {
+		case drill.RestoreTest:
 			continue // TestDrillRestoreTest: it needs a backup and archived WAL
+		case drill.EtcdMemberLoss:
+			// TestDrillEtcdMemberLoss; this cluster's etcd has one member.
+			if r := c.e.run(c.drillArgs("--scenario", s)...); r.code != 2 || !strings.Contains(r.stderr, "--etcd-members 3") {
+				t.Errorf("etcd-member-loss with one etcd member: exit %d, want 2: %s", r.code, r.stderr)
+			}
+			continue
 		}
 		res := c.drill(0, "--scenario", s)
 		if len(res.Runs) != 1 {
@@ -79,7 +86,7 @@ func TestDrillScenarios(t *testing.T) {
 	}
 	out := c.e.ok("drill", "history", "--plan", c.plan)
 	for _, s := range drill.Scenarios {
-		if s != drill.RestoreTest && !strings.Contains(out, s) {
+		if s != drill.RestoreTest && s != drill.EtcdMemberLoss && !strings.Contains(out, s) {
 			t.Errorf("drill history lacks %s:\n%s", s, out)
 		}
 	}
@@ -140,6 +147,39 @@ func TestDrillCatchesLostWrites(t *testing.T) {
 	t.Logf("lagging replicas: %d of %d acknowledged writes lost, RPO %.3fs, failures %q", r.AckedLost, r.AckedWrites, r.RPOS, r.Failures)
 	if res.Passed || r.Passed || r.AckedLost == 0 || len(r.LostSeqs) == 0 || !strings.Contains(strings.Join(r.Failures, "\n"), "acknowledged writes lost") {
 		t.Errorf("the drill did not report the lost writes: passed %v, lost %d %v, failures %q", res.Passed, r.AckedLost, r.LostSeqs, r.Failures)
+	}
+}
+
+// TestDrillEtcdMemberLoss: with three etcd members, kill -9 of etcd's
+// leader under the workload moves no primary and loses no write; the
+// member is restarted and rejoins, and bulwark down stops every member.
+func TestDrillEtcdMemberLoss(t *testing.T) {
+	c := startCluster(t, "--etcd-members", "3", "--replication", "sync")
+	st := c.waitSync(60 * time.Second)
+	res := c.drill(0, "--scenario", drill.EtcdMemberLoss, "--runs", "2")
+	for i, r := range res.Runs {
+		t.Logf("run %d: %s, client RTO %.3fs, %d acked, %d lost, events %v", i+1, r.NewPrimary, r.ClientRTOS, r.AckedWrites, r.AckedLost, r.Events)
+		if !r.Passed || r.NewPrimary != st.Leader || r.AckedLost != 0 || r.AckedWrites == 0 || !r.Consistent {
+			t.Errorf("run %d: %+v", i+1, r)
+		}
+		if !slices.ContainsFunc(r.Events, func(e drill.Event) bool { return e.Kind == "fault" && strings.Contains(e.Detail, "etcd member e") }) {
+			t.Errorf("run %d: no fault event naming the etcd member: %v", i+1, r.Events)
+		}
+	}
+	pids := globLogs(c.dir, "etcd-e*.pid")
+	if len(pids) != 3 {
+		t.Fatalf("etcd pid files: %v", pids)
+	}
+	for _, f := range pids {
+		if pid := c.pidFile(f); !pg.Alive(pid) {
+			t.Errorf("etcd member of %s (pid %d) is not running after the drill", f, pid)
+		}
+	}
+	c.e.ok("down", "--dir", c.dir)
+	for _, f := range pids {
+		if pid := c.pidFile(f); pg.Alive(pid) {
+			t.Errorf("etcd member of %s (pid %d) still runs after bulwark down", f, pid)
+		}
 	}
 }
 
