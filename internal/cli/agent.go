@@ -21,6 +21,7 @@ import (
 
 func (a *app) newAgentCmd() *cobra.Command {
 	var node string
+	var endpoints []string
 	cmd := &cobra.Command{
 		Use:   "agent --plan bulwark.yaml --node NAME",
 		Short: "Run the HA agent beside one PostgreSQL node",
@@ -39,6 +40,11 @@ func (a *app) newAgentCmd() *cobra.Command {
 			self, ok := c.Node(node)
 			if !ok {
 				return usageError{fmt.Errorf("--node %q: the plan's nodes are %s", node, strings.Join(c.NodeNames(), ", "))}
+			}
+			if len(endpoints) > 0 {
+				own := *c // this agent's way to etcd: a local proxy, say
+				own.Etcd.Endpoints = endpoints
+				c = &own
 			}
 			store, err := a.openClusterStore(c)
 			if err != nil {
@@ -59,6 +65,7 @@ func (a *app) newAgentCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&node, "node", "", "this node's name in the plan's cluster.nodes")
+	cmd.Flags().StringSliceVar(&endpoints, "etcd-endpoints", nil, "reach etcd at these URLs instead of the plan's (the same cluster, through a proxy)")
 	cmd.MarkFlagRequired("node")
 	return cmd
 }

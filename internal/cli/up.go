@@ -47,6 +47,7 @@ type upFlags struct {
 	tls           bool
 	archive       bool
 	etcdMembers   int
+	etcdLinks     bool
 }
 
 func (a *app) newUpCmd() *cobra.Command {
@@ -69,6 +70,7 @@ func (a *app) newUpCmd() *cobra.Command {
 	cmd.Flags().DurationVar(&f.timeout, "timeout", 2*time.Minute, "give up if the cluster is not healthy by then")
 	cmd.Flags().BoolVar(&f.archive, "archive", false, "archive WAL into the local repository with archive_command (archive_timeout 10s), for point-in-time recovery (only when the cluster is created)")
 	cmd.Flags().IntVar(&f.etcdMembers, "etcd-members", 1, "embedded etcd members: 1, 3 or 5 (only when the cluster is created)")
+	cmd.Flags().BoolVar(&f.etcdLinks, "etcd-links", false, "each agent reaches etcd through a link a drill can cut (network-partition; only when the cluster is created)")
 	cmd.Flags().BoolVar(&f.tls, "tls", false, "run etcd, the agents' API and PostgreSQL (clients and replication) over TLS with a CA made in DIR/tls (only when the cluster is created)")
 	cmd.MarkFlagRequired("dir")
 	return cmd
@@ -153,8 +155,9 @@ func freePort() (int, error) {
 }
 
 func writeLocalPlan(dir string, f upFlags) (*plan.Plan, error) {
-	// Two ports per etcd member (client, peer), then two per node.
-	ports := make([]int, 2*f.etcdMembers+2*f.nodes)
+	// Two ports per etcd member (client, peer), two per node, then with
+	// --etcd-links one per node and member.
+	ports := make([]int, 2*f.etcdMembers+2*f.nodes+map[bool]int{true: f.nodes * f.etcdMembers}[f.etcdLinks])
 	for i := range ports {
 		p, err := freePort()
 		if err != nil {
@@ -202,8 +205,14 @@ replication: {mode: %s%s}
 		filepath.Join(dir, "repo"), filepath.Join(dir, "repo-pass"), f.replication, map[bool]string{true: ", sync_count: 1", false: ""}[f.replication == "quorum"],
 		map[bool]string{true: "archiving: {mode: archive_command, archive_timeout: 10s}\n", false: ""}[f.archive], etcdEndpoints(sec.scheme, ports[:f.etcdMembers]), sec.etcdTLS, f.ttl, f.crashRestarts, tokenFile, sec.clusterLines, socketDir(dir), sec.parameters)
 	nodePorts := ports[2*f.etcdMembers:]
+	linkPorts := ports[2*f.etcdMembers+2*f.nodes:]
 	for i := range f.nodes {
 		name := fmt.Sprintf("n%d", i+1)
+		if f.etcdLinks {
+			if err := writeEtcdLinks(filepath.Join(dir, name), ports[:f.etcdMembers], linkPorts[i*f.etcdMembers:(i+1)*f.etcdMembers]); err != nil {
+				return nil, err
+			}
+		}
 		fmt.Fprintf(&b, "    - {name: %s, host: 127.0.0.1, port: %d, api: \"127.0.0.1:%d\", pgdata: %s}\n",
 			name, nodePorts[2*i], nodePorts[2*i+1], filepath.Join(dir, name, "pgdata"))
 	}
@@ -401,6 +410,51 @@ func (a *app) startLocalEtcd(dir string, c *plan.Cluster) error {
 	return nil
 }
 
+// etcdLinksFile, in a node's directory, lists the links through which its
+// agent reaches etcd (bulwark up --etcd-links): "LISTEN TARGET" per line,
+// one per etcd member.
+const etcdLinksFile = "etcd-links"
+
+func writeEtcdLinks(nodeDir string, etcdPorts, linkPorts []int) error {
+	if err := os.MkdirAll(nodeDir, 0o755); err != nil {
+		return err
+	}
+	var b strings.Builder
+	for i, p := range etcdPorts {
+		fmt.Fprintf(&b, "127.0.0.1:%d 127.0.0.1:%d\n", linkPorts[i], p)
+	}
+	return os.WriteFile(filepath.Join(nodeDir, etcdLinksFile), []byte(b.String()), 0o644)
+}
+
+// startEtcdLinks starts the node's etcd links unless they run, and
+// returns the endpoints its agent reaches etcd at; none without links.
+func startEtcdLinks(nodeDir string, c *plan.Cluster) ([]string, error) {
+	data, err := os.ReadFile(filepath.Join(nodeDir, etcdLinksFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	scheme, _, _ := strings.Cut(c.Etcd.Endpoints[0], "://")
+	var argv, endpoints []string
+	argv = append(argv, "link")
+	for line := range strings.Lines(string(data)) {
+		from, to, ok := strings.Cut(strings.TrimSpace(line), " ")
+		if !ok {
+			return nil, fmt.Errorf("%s: bad line %q", filepath.Join(nodeDir, etcdLinksFile), line)
+		}
+		argv = append(argv, "--pair", from+"="+to)
+		endpoints = append(endpoints, scheme+"://"+from)
+	}
+	if _, ok := pidAlive(filepath.Join(nodeDir, "link.pid")); !ok {
+		if err := spawn(argv, filepath.Join(nodeDir, "link.log"), filepath.Join(nodeDir, "link.pid"), nil); err != nil {
+			return nil, err
+		}
+	}
+	return endpoints, nil
+}
+
 // postgresOwner is the credential agents run with when up runs as root:
 // PostgreSQL refuses root.
 func postgresOwner() (*syscall.Credential, error) {
@@ -435,8 +489,15 @@ func (a *app) startLocalAgent(dir string, p *plan.Plan, n plan.Node) error {
 			}
 		}
 	}
-	return spawn([]string{"agent", "--plan", p.Path, "--node", n.Name}, filepath.Join(nodeDir, "agent.log"),
-		filepath.Join(nodeDir, "agent.pid"), owner)
+	argv := []string{"agent", "--plan", p.Path, "--node", n.Name}
+	links, err := startEtcdLinks(nodeDir, p.Cluster)
+	if err != nil {
+		return err
+	}
+	if links != nil {
+		argv = append(argv, "--etcd-endpoints", strings.Join(links, ","))
+	}
+	return spawn(argv, filepath.Join(nodeDir, "agent.log"), filepath.Join(nodeDir, "agent.pid"), owner)
 }
 
 // waitHealthy waits until the cluster has a running primary and every
@@ -468,6 +529,7 @@ func (a *app) newDownCmd() *cobra.Command {
 			var errs []error
 			for _, n := range p.Cluster.Nodes {
 				stopPID(filepath.Join(dir, n.Name, "agent.pid"))
+				stopPID(filepath.Join(dir, n.Name, "link.pid"))
 			}
 			owner, _ := postgresOwner()
 			for _, n := range p.Cluster.Nodes {
