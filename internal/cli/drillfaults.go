@@ -121,9 +121,38 @@ func (f *localFaults) KillEtcd(endpoint string) (string, error) {
 	return "", fmt.Errorf("no local etcd member serves %s", endpoint)
 }
 
-// Heal starts the etcd members and the agents the faults killed; the
-// agents start their PostgreSQL.
+// Partition cuts the node's links to etcd (bulwark up --etcd-links).
+func (f *localFaults) Partition(name string) error {
+	return f.signalLinks(name, syscall.SIGUSR1)
+}
+
+func (f *localFaults) signalLinks(name string, sig syscall.Signal) error {
+	pid, ok := pidAlive(filepath.Join(f.dir, name, "link.pid"))
+	if !ok {
+		return fmt.Errorf("%s has no running etcd link (bulwark up --etcd-links)", name)
+	}
+	return syscall.Kill(pid, sig)
+}
+
+// linked says whether every node reaches etcd through links a drill can
+// cut.
+func (f *localFaults) linked() bool {
+	for _, n := range f.p.Cluster.Nodes {
+		if _, err := os.Stat(filepath.Join(f.dir, n.Name, etcdLinksFile)); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// Heal heals cut links and starts the etcd members and the agents the
+// faults killed; the agents start their PostgreSQL.
 func (f *localFaults) Heal(context.Context) error {
+	if f.linked() {
+		for _, n := range f.p.Cluster.Nodes {
+			f.signalLinks(n.Name, syscall.SIGUSR2) // a killed link is started again below
+		}
+	}
 	if err := f.a.startLocalEtcd(f.dir, f.p.Cluster); err != nil {
 		return err
 	}

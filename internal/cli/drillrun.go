@@ -73,6 +73,9 @@ func (a *app) drillRun(ctx context.Context, f drillFlags) error {
 	if err != nil {
 		return err
 	}
+	if f.scenario == drill.NetworkPartition && !faults.linked() {
+		return usageError{errors.New("network-partition cuts each node's links to etcd, and this cluster has none: create it with bulwark up --etcd-links")}
+	}
 	store, err := a.openClusterStore(c)
 	if err != nil {
 		return err

@@ -139,7 +139,7 @@ cluster:
 		t.Errorf("exit %d, stderr %q; want 1 and status is incomplete", r.code, r.stderr)
 	}
 	for _, want := range []string{"UNKNOWN   replication  etcd could not be read", "UNREADABLE etcd http://127.0.0.1:1 (cluster shop): ",
-		"  primary-crash     never run  overdue\n", "backups: none\n"} {
+		"  primary-crash      never run  overdue\n", "backups: none\n"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("text output lacks %q", want)
 		}

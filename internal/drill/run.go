@@ -21,6 +21,8 @@ type Faults interface {
 	// KillEtcd kill -9s the etcd member that serves clients at endpoint
 	// and names it.
 	KillEtcd(endpoint string) (string, error)
+	// Partition cuts the node off from etcd: its links black-hole.
+	Partition(node string) error
 	// Heal brings back what the faults took down (starts killed agents)
 	// and returns once that is under way.
 	Heal(ctx context.Context) error
@@ -45,7 +47,7 @@ type Options struct {
 }
 
 // Scenarios lists the scenarios Perform knows.
-var Scenarios = []string{PrimaryCrash, NodeLoss, PrimaryHang, ReplicaLoss, EtcdMemberLoss, Switchover, RestoreTest}
+var Scenarios = []string{PrimaryCrash, NodeLoss, PrimaryHang, NetworkPartition, ReplicaLoss, EtcdMemberLoss, Switchover, RestoreTest}
 
 // Perform runs scenario n times and returns the result, summarised against
 // the plan's objectives. An error means the drill could not run (the
@@ -166,6 +168,8 @@ func inject(ctx context.Context, o Options, scenario string, before cluster.Snap
 		return leader, o.Faults.KillNode(leader)
 	case PrimaryHang:
 		return leader, o.Faults.Freeze(leader)
+	case NetworkPartition:
+		return leader, o.Faults.Partition(leader)
 	case ReplicaLoss:
 		r := replicaOf(before, o.Nodes)
 		return r, o.Faults.KillNode(r)
@@ -218,7 +222,7 @@ func waitRecovery(ctx context.Context, o Options, scenario string, before cluste
 			}
 			// Commits can still slip through a killed postmaster's
 			// backends for some milliseconds: count writes from 500 ms on.
-			wantMove := scenario == NodeLoss || scenario == PrimaryHang || scenario == Switchover
+			wantMove := scenario == NodeLoss || scenario == PrimaryHang || scenario == NetworkPartition || scenario == Switchover
 			if thawed && (moved || !wantMove) && wl.acksOnSince(snap.Leader.Name, fault.Add(500*time.Millisecond)) >= 10 {
 				break
 			}

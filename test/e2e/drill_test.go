@@ -58,10 +58,12 @@ func TestDrillScenarios(t *testing.T) {
 		switch s {
 		case drill.RestoreTest:
 			continue // TestDrillRestoreTest: it needs a backup and archived WAL
-		case drill.EtcdMemberLoss:
-			// TestDrillEtcdMemberLoss; this cluster's etcd has one member.
-			if r := c.e.run(c.drillArgs("--scenario", s)...); r.code != 2 || !strings.Contains(r.stderr, "--etcd-members 3") {
-				t.Errorf("etcd-member-loss with one etcd member: exit %d, want 2: %s", r.code, r.stderr)
+		case drill.EtcdMemberLoss, drill.NetworkPartition:
+			// TestDrillEtcdMemberLoss and TestDrillNetworkPartition: this
+			// cluster has one etcd member and no links to cut.
+			flag := map[string]string{drill.EtcdMemberLoss: "--etcd-members 3", drill.NetworkPartition: "--etcd-links"}[s]
+			if r := c.e.run(c.drillArgs("--scenario", s)...); r.code != 2 || !strings.Contains(r.stderr, flag) {
+				t.Errorf("%s on a cluster made without %s: exit %d, want 2: %s", s, flag, r.code, r.stderr)
 			}
 			continue
 		}
@@ -86,7 +88,7 @@ func TestDrillScenarios(t *testing.T) {
 	}
 	out := c.e.ok("drill", "history", "--plan", c.plan)
 	for _, s := range drill.Scenarios {
-		if s != drill.RestoreTest && s != drill.EtcdMemberLoss && !strings.Contains(out, s) {
+		if s != drill.RestoreTest && s != drill.EtcdMemberLoss && s != drill.NetworkPartition && !strings.Contains(out, s) {
 			t.Errorf("drill history lacks %s:\n%s", s, out)
 		}
 	}
@@ -147,6 +149,22 @@ func TestDrillCatchesLostWrites(t *testing.T) {
 	t.Logf("lagging replicas: %d of %d acknowledged writes lost, RPO %.3fs, failures %q", r.AckedLost, r.AckedWrites, r.RPOS, r.Failures)
 	if res.Passed || r.Passed || r.AckedLost == 0 || len(r.LostSeqs) == 0 || !strings.Contains(strings.Join(r.Failures, "\n"), "acknowledged writes lost") {
 		t.Errorf("the drill did not report the lost writes: passed %v, lost %d %v, failures %q", res.Passed, r.AckedLost, r.LostSeqs, r.Failures)
+	}
+}
+
+// TestDrillNetworkPartition: the sync primary's links to etcd black-holed
+// under the workload: it fences itself, another node is elected, no
+// acknowledged write is lost, no write is acknowledged by both, and once
+// the links heal the old primary rejoins.
+func TestDrillNetworkPartition(t *testing.T) {
+	c := startCluster(t, "--etcd-links", "--replication", "sync", "--crash-restarts", "0")
+	st := c.waitSync(60 * time.Second)
+	res := c.drill(0, "--scenario", drill.NetworkPartition)
+	r := res.Runs[0]
+	t.Logf("%s -> %s: detection %.3fs, failover %.3fs, client RTO %.3fs, %d acked, %d lost, %d unknown",
+		r.OldPrimary, r.NewPrimary, r.DetectionS, r.FailoverS, r.ClientRTOS, r.AckedWrites, r.AckedLost, r.Unknown)
+	if !r.Passed || r.OldPrimary != st.Leader || r.NewPrimary == r.OldPrimary || r.SplitBrain || r.AckedLost != 0 || !r.Rejoined || !r.Consistent {
+		t.Errorf("network-partition: %+v", r)
 	}
 }
 
