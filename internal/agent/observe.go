@@ -158,7 +158,19 @@ func (a *Agent) diverged(ctx context.Context, snap cluster.Snapshot, local ha.Lo
 	if !ok || lm.Role != cluster.RolePrimary {
 		return false
 	}
-	end, tli := local.LSN, local.Timeline
+	// past says whether WAL up to end on timeline tli goes beyond where
+	// the leader's history leaves tli.
+	past := func(end wal.LSN, tli wal.TimelineID) bool {
+		if end == 0 || lm.Timeline <= tli {
+			return false
+		}
+		fork, err := a.forkPoint(ctx, snap.Leader.Name, lm.Timeline, tli)
+		if err != nil {
+			a.log.Debug("read leader's timeline history", "err", err)
+			return false
+		}
+		return end > fork
+	}
 	if !local.Running {
 		c, err := a.o.PG.Controldata(ctx)
 		if err != nil {
@@ -173,19 +185,16 @@ func (a *Agent) diverged(ctx context.Context, snap cluster.Snapshot, local ha.Lo
 		if c.State == "in production" || c.State == "shut down" {
 			return lm.Timeline > c.Timeline // a former primary: pg_rewind decides
 		}
-		end, tli = max(c.Checkpoint, c.MinRecovery), c.Timeline
-	} else if local.Primary || local.Streaming {
+		// Each position on its own timeline: a replica stopped after a
+		// pg_rewind, or after replaying across a promotion, has its last
+		// checkpoint on the old timeline and its minimum recovery point
+		// on the new one, which is no divergence.
+		return past(c.Checkpoint, c.Timeline) || past(c.MinRecovery, c.MinRecoveryTimeline)
+	}
+	if local.Primary || local.Streaming {
 		return false
 	}
-	if lm.Timeline <= tli {
-		return false
-	}
-	fork, err := a.forkPoint(ctx, snap.Leader.Name, lm.Timeline, tli)
-	if err != nil {
-		a.log.Debug("read leader's timeline history", "err", err)
-		return false
-	}
-	return end > fork
+	return past(local.LSN, local.Timeline)
 }
 
 // forkPoint reads the leader's history for its timeline and returns where

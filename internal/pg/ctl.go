@@ -211,6 +211,9 @@ type Control struct {
 	Checkpoint  wal.LSN
 	Timeline    wal.TimelineID // of the latest checkpoint
 	MinRecovery wal.LSN        // minimum recovery ending location; 0 if none
+	// MinRecoveryTimeline is MinRecovery's timeline: after a pg_rewind or
+	// a replay across a promotion, a newer one than the checkpoint's.
+	MinRecoveryTimeline wal.TimelineID
 }
 
 // Controldata reads pg_control with pg_controldata.
@@ -249,6 +252,9 @@ func parseControldata(out string) (Control, error) {
 	}
 	c.Timeline = wal.TimelineID(tli)
 	c.MinRecovery, _ = wal.ParseLSN(fields["Minimum recovery ending location"])
+	if n, err := strconv.ParseUint(fields["Min recovery ending loc's timeline"], 10, 32); err == nil {
+		c.MinRecoveryTimeline = wal.TimelineID(n)
+	}
 	return c, nil
 }
 
