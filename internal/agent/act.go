@@ -30,6 +30,8 @@ func (a *Agent) execute(ctx context.Context, act ha.Action, in ha.Input) error {
 		return a.startPrimary(ctx, in)
 	case ha.Resign:
 		return a.resign(ctx)
+	case ha.EndLeadership:
+		return a.endLeadership(ctx, in, act)
 	case ha.ManageLeader:
 		if err := a.rollingRestart(ctx, in, true); err != nil {
 			return err
@@ -71,17 +73,18 @@ func (a *Agent) campaign(ctx context.Context, in ha.Input) error {
 		return fmt.Errorf("not campaigning: %w", err)
 	}
 	a.mu.Lock()
-	lease, detected := a.st.lease, a.st.detected
+	lease, detected, fenceAfter := a.st.lease, a.st.detected, a.fenceAfterLocked()
 	a.mu.Unlock()
 	sent := time.Now()
 	cctx, cancel := context.WithTimeout(ctx, time.Second)
-	l, rev, won, err := a.o.Store.Campaign(cctx, in.Snap, a.o.Self.Name, lease, sent)
+	l, rev, won, err := a.o.Store.Campaign(cctx, in.Snap, a.o.Self.Name, lease, sent, fenceAfter)
 	cancel()
 	if err != nil || !won {
 		return err
 	}
 	a.mu.Lock()
-	a.st.leading, a.st.leaderRev, a.st.term, a.st.renewedAt = true, rev, l.Term, sent
+	a.st.leading, a.st.leaderRev, a.st.term = true, rev, l.Term
+	a.st.renewedAt, a.st.renewFence = sent, fenceAfter
 	a.st.restarts, a.st.fenced = 0, false
 	a.mu.Unlock()
 	a.log.Info("won the election", "term", l.Term)
@@ -106,7 +109,25 @@ func (a *Agent) campaign(ctx context.Context, in ha.Input) error {
 		}
 	}
 	return a.promote(ctx, in, cluster.Event{Kind: kind, Detected: detected, Old: a.lastLeader(in), OldLSN: in.LastLeaderLSN,
-		Reason: "the leader's lease expired or it resigned"})
+		Reason: "the leader's lease expired, it fell silent or it resigned"})
+}
+
+// endLeadership deletes the key of a leader whose heartbeat stopped long
+// enough ago that it has fenced itself, unless it wrote another meanwhile.
+// The election follows in the next step, woken by the deletion.
+func (a *Agent) endLeadership(ctx context.Context, in ha.Input, act ha.Action) error {
+	detected := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	ended, err := a.o.Store.EndSilentLeadership(ctx, in.Snap.LeaderRev, in.Snap.BeatRev)
+	if err != nil || !ended {
+		return err
+	}
+	a.mu.Lock()
+	a.st.detected = detected
+	a.mu.Unlock()
+	a.log.Warn("ended a silent leadership", "leader", act.Target, "term", in.Snap.Leader.Term, "reason", act.Reason)
+	return nil
 }
 
 // lastLeader guesses the previous leader: the member that last published

@@ -99,10 +99,19 @@ type state struct {
 	leaseTTL time.Duration // the TTL the lease was granted with
 	// restartGen is the rolling-restart generation this node has done.
 	restartGen uint64
-	leading    bool      // this agent holds the leader key (leaderRev) as far as it knows
-	leaderRev  int64     // creation revision of our leader key
-	term       uint64    // the term we lead in, or follow
-	renewedAt  time.Time // send time of the last successful lease renewal
+	leading    bool   // this agent holds the leader key (leaderRev) as far as it knows
+	leaderRev  int64  // creation revision of our leader key
+	term       uint64 // the term we lead in, or follow
+	// renewedAt is the send time of the last renewal that counts for the
+	// fence: while leading, a lease renewal followed by a heartbeat, the
+	// campaign or the claim of a key handed over; renewFence is the
+	// FenceAfter that heartbeat published.
+	renewedAt  time.Time
+	renewFence time.Duration
+	// beatRev is the leader's last heartbeat of the current leadership
+	// this agent saw, first seen at beatAt (local clock); 0 if none.
+	beatRev int64
+	beatAt  time.Time
 	// failsafeAt is the send time of the last failsafe round a majority
 	// confirmed while etcd was unreachable.
 	failsafeAt time.Time
@@ -259,7 +268,12 @@ func (a *Agent) step(ctx context.Context) time.Duration {
 		a.setErr(fmt.Errorf("etcd unreachable: %w", err))
 		return loop // the lease keeper and the fence watchdog handle the leader's safety
 	}
+	a.observeBeat(snap)
 	if err := a.ensureLease(ctx, snap); err != nil {
+		a.setErr(err)
+		return loop
+	}
+	if err := a.claim(ctx, snap); err != nil {
 		a.setErr(err)
 		return loop
 	}
@@ -279,7 +293,61 @@ func (a *Agent) step(ctx context.Context) time.Duration {
 	if a.hurry() {
 		return min(loop, 100*time.Millisecond)
 	}
+	if d := a.untilTakeover(snap); d > 0 && d < loop {
+		return d
+	}
 	return loop
+}
+
+// observeBeat notes when this agent first saw the leader's latest
+// heartbeat. A heartbeat of another leadership (an older term, or one the
+// new leader has not claimed yet) does not count.
+func (a *Agent) observeBeat(snap cluster.Snapshot) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	switch {
+	case snap.Leader == nil || snap.Beat == nil || snap.Beat.Term != snap.Leader.Term:
+		a.st.beatRev, a.st.beatAt = 0, time.Time{}
+	case snap.BeatRev != a.st.beatRev:
+		a.st.beatRev, a.st.beatAt = snap.BeatRev, time.Now()
+	}
+}
+
+// untilTakeover is how long until a silent leader's heartbeat is old
+// enough for this replica to end its leadership; 0 if that does not apply.
+func (a *Agent) untilTakeover(snap cluster.Snapshot) time.Duration {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.st.leading || a.st.beatAt.IsZero() || snap.Beat == nil {
+		return 0
+	}
+	return time.Until(a.st.beatAt.Add(snap.Beat.FenceAfter + ha.TakeoverMargin))
+}
+
+// claim makes the heartbeat of a leader key this agent finds under its own
+// lease without leading it yet (handed over by a switchover, or held by an
+// earlier run of the agent) before it starts leading: its fence deadline
+// then runs from a heartbeat that replicas saw after it was sent.
+func (a *Agent) claim(ctx context.Context, snap cluster.Snapshot) error {
+	a.mu.Lock()
+	l, lease := snap.Leader, a.st.lease
+	need := l != nil && l.Name == a.o.Self.Name && snap.LeaderLease == lease && lease != 0 &&
+		(!a.st.leading || a.st.leaderRev != snap.LeaderRev)
+	fenceAfter := a.fenceAfterLocked()
+	a.mu.Unlock()
+	if !need {
+		return nil
+	}
+	sent := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	if err := a.o.Store.Beat(ctx, snap.LeaderRev, lease, cluster.Beat{Term: l.Term, FenceAfter: fenceAfter}); err != nil {
+		return fmt.Errorf("claim the leader key: %w", err)
+	}
+	a.mu.Lock()
+	a.st.renewedAt, a.st.renewFence = sent, fenceAfter
+	a.mu.Unlock()
+	return nil
 }
 
 // hurry says whether the next step should come sooner than LoopWait: the
@@ -326,7 +394,7 @@ func (a *Agent) observeLeadership(snap cluster.Snapshot) (lost bool) {
 		if !a.st.leading || a.st.leaderRev != snap.LeaderRev {
 			// Handed over to us (switchover), or adopted after a
 			// restart: the key lives under our lease, which the lease
-			// keeper renews (renewedAt comes only from it).
+			// keeper renews; claim set renewedAt.
 			a.st.leading, a.st.leaderRev = true, snap.LeaderRev
 			a.st.restarts = 0
 		}
@@ -357,6 +425,9 @@ func (a *Agent) input(ctx context.Context, snap cluster.Snapshot, local ha.Local
 	}
 	if !a.st.notStreamingSince.IsZero() {
 		in.NotStreaming = time.Since(a.st.notStreamingSince)
+	}
+	if !a.st.beatAt.IsZero() {
+		in.Silent = max(time.Since(a.st.beatAt), time.Nanosecond)
 	}
 	a.mu.Unlock()
 	if snap.Leader == nil {

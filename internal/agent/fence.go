@@ -47,20 +47,32 @@ func (a *Agent) ensureLease(ctx context.Context, snap cluster.Snapshot) error {
 	return nil
 }
 
-// fenceDeadlineLocked is fenceDeadline with a.mu held. The TTL is the
-// shorter of the configured one and the one the lease was granted with: a
-// TTL raised at runtime applies to the next lease, not to the one etcd
-// already counts down.
-func (a *Agent) fenceDeadlineLocked() time.Time {
+// fenceAfterLocked is how long after sending a renewal the leader fences
+// unless a later one succeeds: one margin (a loop, at least a second)
+// before the lease can expire. The TTL is the shorter of the configured
+// one and the one the lease was granted with: a TTL raised at runtime
+// applies to the next lease, not to the one etcd already counts down.
+func (a *Agent) fenceAfterLocked() time.Duration {
 	ttl, loop := time.Duration(a.st.cfg.TTL), time.Duration(a.st.cfg.LoopWait)
 	if a.st.leaseTTL > 0 {
 		ttl = min(ttl, a.st.leaseTTL)
+	}
+	return ttl - max(loop, time.Second)
+}
+
+// fenceDeadlineLocked is fenceDeadline with a.mu held. It is never later
+// than the last heartbeat promised (renewFence): replicas end a silent
+// leadership on the strength of that promise.
+func (a *Agent) fenceDeadlineLocked() time.Time {
+	after := a.fenceAfterLocked()
+	if a.st.renewFence > 0 {
+		after = min(after, a.st.renewFence)
 	}
 	last := a.st.renewedAt
 	if a.st.failsafeAt.After(last) {
 		last = a.st.failsafeAt
 	}
-	return last.Add(ttl - max(loop, time.Second))
+	return last.Add(after)
 }
 
 // keepLease renews the lease every LoopWait, apart from the main loop so
@@ -87,19 +99,36 @@ func (a *Agent) keepLease(ctx context.Context) {
 }
 
 // renew renews the lease once, within half a loop so that a failed attempt
-// leaves time for a failsafe round before the next.
+// leaves time for a failsafe round before the next. A leader then writes
+// its heartbeat, and only a renewal with its heartbeat moves the fence
+// deadline: a replica that saw the heartbeat knows the leader fences by
+// then plus the FenceAfter it published.
 func (a *Agent) renew(ctx context.Context, lease int64, loop time.Duration) {
+	a.mu.Lock()
+	leading, rev, term, fenceAfter := a.st.leading, a.st.leaderRev, a.st.term, a.fenceAfterLocked()
+	a.mu.Unlock()
 	sent := time.Now()
 	rctx, cancel := context.WithTimeout(ctx, loop/2)
 	err := a.o.Store.KeepAlive(rctx, lease)
+	if err == nil && leading {
+		err = a.o.Store.Beat(rctx, rev, lease, cluster.Beat{Term: term, FenceAfter: fenceAfter})
+	}
 	cancel()
 	switch {
 	case err == nil:
 		a.mu.Lock()
-		if a.st.lease == lease {
-			a.st.renewedAt = sent
+		if leading && a.st.lease == lease && a.st.leading && a.st.leaderRev == rev {
+			a.st.renewedAt, a.st.renewFence = sent, fenceAfter
 		}
 		a.mu.Unlock()
+	case errors.Is(err, cluster.ErrNotLeader):
+		a.mu.Lock()
+		lost := a.st.leading && a.st.leaderRev == rev
+		a.mu.Unlock()
+		if lost {
+			a.log.Warn("leader key gone or replaced; fencing")
+			a.fence(ctx, "lost the leader key")
+		}
 	case errors.Is(err, cluster.ErrLeaseLost):
 		a.mu.Lock()
 		leading := a.st.leading

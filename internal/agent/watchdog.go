@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/bulwarkdb/bulwark/internal/ha"
 )
 
 // Watchdog modes, as in the plan's cluster.watchdog.mode.
@@ -116,13 +118,13 @@ func (a *Agent) runWatchdog(ctx context.Context) {
 		case <-tick.C:
 		}
 		// The device fires timeout after the last keepalive: send one only
-		// while that is at least 250 ms before the lease can expire (the
-		// fence deadline plus its margin), so a hung node is reset before
-		// another can be promoted.
+		// while that is at least 250 ms before a replica may end this
+		// leadership (the fence deadline plus ha.TakeoverMargin), so a
+		// hung node is reset before another can be promoted.
 		a.mu.Lock()
 		timeout := a.watchdogTimeoutLocked()
 		leading := a.st.leading
-		expiry := a.fenceDeadlineLocked().Add(max(time.Duration(a.st.cfg.LoopWait), time.Second))
+		expiry := a.fenceDeadlineLocked().Add(ha.TakeoverMargin)
 		healthy := leading && !time.Now().Add(timeout).After(expiry.Add(-250*time.Millisecond)) &&
 			time.Since(a.st.stepAt) < time.Duration(a.st.cfg.TTL)
 		a.mu.Unlock()

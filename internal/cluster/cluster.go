@@ -58,6 +58,17 @@ type Leader struct {
 	Since time.Time `json:"since"`
 }
 
+// Beat is the leader's heartbeat, rewritten with every renewal of its
+// lease. A leader fences FenceAfter after sending a renewal unless a later
+// one succeeds, so a replica that saw a heartbeat at local time H knows the
+// leader has fenced by H + FenceAfter: a heartbeat is written after its
+// renewal was sent. Replicas use it to end a silent leadership sooner than
+// the lease's expiry (docs/ha.md, "Timers").
+type Beat struct {
+	Term       uint64        `json:"term"` // the leadership it belongs to
+	FenceAfter time.Duration `json:"fence_after_ns"`
+}
+
 // Sync records who may hold acknowledged commits the others lack. Each
 // acknowledged commit is on the leader and on at least Quorum of Standbys.
 // The leader widens it before it names a new synchronous standby to

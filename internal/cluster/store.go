@@ -91,6 +91,7 @@ const (
 	keyConfig     = "config"
 	keyRequest    = "request"
 	keyInitialize = "initialize"
+	keyBeat       = "beat"
 	dirMembers    = "members/"
 	dirHistory    = "history/"
 	dirReinit     = "reinit/"
@@ -110,14 +111,19 @@ type Snapshot struct {
 	// LeaderLease is the lease the leader key lives under: the leader's
 	// agent renews it.
 	LeaderLease int64
-	Term        uint64 // the highest term ever granted
-	termRev     int64
-	Members     map[string]Member
-	Leases      map[string]int64 // member name → the lease its member key is under
-	Sync        *Sync
-	Config      *Config
-	configRev   int64
-	Request     *Request
+	// Beat is the leader's last heartbeat (nil if none), written at
+	// BeatRev; it belongs to the current leadership only if its Term is
+	// the leader's.
+	Beat      *Beat
+	BeatRev   int64
+	Term      uint64 // the highest term ever granted
+	termRev   int64
+	Members   map[string]Member
+	Leases    map[string]int64 // member name → the lease its member key is under
+	Sync      *Sync
+	Config    *Config
+	configRev int64
+	Request   *Request
 	// SystemID is the system identifier of the cluster's data, recorded by
 	// the node that initialized it; 0 before that.
 	SystemID uint64
@@ -187,6 +193,9 @@ func (s *Store) Read(ctx context.Context) (Snapshot, error) {
 		case k == keyLeader:
 			snap.Leader, snap.LeaderRev, snap.LeaderLease = new(Leader), kv.ModRevision, kv.Lease
 			err = json.Unmarshal(kv.Value, snap.Leader)
+		case k == keyBeat:
+			snap.Beat, snap.BeatRev = new(Beat), kv.ModRevision
+			err = json.Unmarshal(kv.Value, snap.Beat)
 		case k == keyTerm:
 			snap.Term, err = strconv.ParseUint(string(kv.Value), 10, 64)
 			snap.termRev = kv.ModRevision
@@ -267,18 +276,22 @@ func (s *Store) Revoke(ctx context.Context, lease int64) error {
 
 // Campaign makes name the leader with the next term if there is no leader
 // and no other term was granted since snap was read. The leader key lives
-// under lease. It returns false, without error, when another node won.
-func (s *Store) Campaign(ctx context.Context, snap Snapshot, name string, lease int64, now time.Time) (Leader, int64, bool, error) {
+// under lease, and the same transaction writes the new leadership's first
+// heartbeat, which says the winner fences fenceAfter after it sent this
+// request. It returns false, without error, when another node won.
+func (s *Store) Campaign(ctx context.Context, snap Snapshot, name string, lease int64, now time.Time, fenceAfter time.Duration) (Leader, int64, bool, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	l := Leader{Name: name, Term: snap.Term + 1, Since: now}
 	val, _ := json.Marshal(l)
+	beat, _ := json.Marshal(Beat{Term: l.Term, FenceAfter: fenceAfter})
 	resp, err := s.cli.Txn(ctx).If(
 		clientv3.Compare(clientv3.CreateRevision(s.key(keyLeader)), "=", 0),
 		clientv3.Compare(clientv3.ModRevision(s.key(keyTerm)), "=", snap.termRev),
 	).Then(
 		clientv3.OpPut(s.key(keyTerm), strconv.FormatUint(l.Term, 10)),
 		clientv3.OpPut(s.key(keyLeader), string(val), clientv3.WithLease(clientv3.LeaseID(lease))),
+		clientv3.OpPut(s.key(keyBeat), string(beat), clientv3.WithLease(clientv3.LeaseID(lease))),
 	).Commit()
 	if err != nil {
 		return Leader{}, 0, false, fmt.Errorf("campaign: %w", err)
@@ -316,6 +329,34 @@ func (s *Store) Handover(ctx context.Context, leaderRev int64, snap Snapshot, to
 		return Leader{}, ErrNotLeader
 	}
 	return l, nil
+}
+
+// Beat writes the leader's heartbeat, under its lease, if the caller
+// (leaderRev) still holds the leader key. ErrNotLeader otherwise. Write it
+// only after a successful renewal of lease, and count the leader's fence
+// deadline from that renewal's send time.
+func (s *Store) Beat(ctx context.Context, leaderRev, lease int64, b Beat) error {
+	val, _ := json.Marshal(b)
+	if _, err := s.guarded(ctx, leaderRev, clientv3.OpPut(s.key(keyBeat), string(val), clientv3.WithLease(clientv3.LeaseID(lease)))); err != nil {
+		return fmt.Errorf("leader heartbeat: %w", err)
+	}
+	return nil
+}
+
+// EndSilentLeadership deletes the leader key written at leaderRev if the
+// leader has written no heartbeat since the one at beatRev. false, without
+// error, if either changed: the leader is alive, or already replaced.
+func (s *Store) EndSilentLeadership(ctx context.Context, leaderRev, beatRev int64) (bool, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	resp, err := s.cli.Txn(ctx).If(
+		clientv3.Compare(clientv3.ModRevision(s.key(keyLeader)), "=", leaderRev),
+		clientv3.Compare(clientv3.ModRevision(s.key(keyBeat)), "=", beatRev),
+	).Then(clientv3.OpDelete(s.key(keyLeader))).Commit()
+	if err != nil {
+		return false, fmt.Errorf("end a silent leadership: %w", err)
+	}
+	return resp.Succeeded, nil
 }
 
 // Resign deletes the leader key if the caller (leaderRev) still holds it.
@@ -511,16 +552,17 @@ func (s *Store) Event(ctx context.Context, term uint64) (Event, bool, error) {
 // Watch sends on the returned channel (coalescing) whenever one of the
 // cluster's keys changes, until ctx ends, members' keys excepted: every
 // agent rewrites its own each loop, and waking every agent for each of
-// those would keep them all stepping without pause. A broken watch is
-// re-established.
+// those would keep them all stepping without pause. The leader's heartbeat
+// does wake them, once a loop: a replica notes when it saw each one. A
+// broken watch is re-established.
 func (s *Store) Watch(ctx context.Context) <-chan struct{} {
 	return s.watch(ctx, func(key string) bool { return !strings.HasPrefix(key, s.prefix+dirMembers) })
 }
 
-// WatchAll is Watch for every change, members' published states included:
-// what a proxy or a client follows.
+// WatchAll is Watch for every change, members' published states included,
+// but not the leader's heartbeat: what a proxy or a client follows.
 func (s *Store) WatchAll(ctx context.Context) <-chan struct{} {
-	return s.watch(ctx, func(string) bool { return true })
+	return s.watch(ctx, func(key string) bool { return key != s.key(keyBeat) })
 }
 
 func (s *Store) watch(ctx context.Context, wanted func(key string) bool) <-chan struct{} {

@@ -65,7 +65,18 @@ type Input struct {
 	// the leader; after StuckAfter it is cloned afresh.
 	NotStreaming time.Duration
 	StuckAfter   time.Duration
+	// Silent is how long ago the agent first saw the leader's last
+	// heartbeat (Snap.Beat) of the current leadership; 0 if it has seen
+	// none. Past the heartbeat's FenceAfter plus TakeoverMargin the leader
+	// has surely fenced, and a replica ends its leadership.
+	Silent time.Duration
 }
+
+// TakeoverMargin is how long a replica waits, after a silent leader must
+// have fenced, before it ends that leadership: time for the fence itself
+// (commits blocked, sessions terminated) to take effect. A new primary
+// accepts writes only after a further election and promotion.
+const TakeoverMargin = 500 * time.Millisecond
 
 // Kind is what an Action does.
 type Kind string
@@ -76,6 +87,7 @@ const (
 	Campaign      Kind = "campaign"       // try to take the leader key, then promote
 	StartPrimary  Kind = "start-primary"  // start the local server as primary (it leads)
 	Resign        Kind = "resign"         // give up the leader key now
+	EndLeadership Kind = "end-leadership" // delete a silent leader's key (it has fenced), so an election follows
 	Clone         Kind = "clone"          // copy the leader (empty data directory)
 	StartReplica  Kind = "start-replica"  // start following the leader
 	Follow        Kind = "follow"         // repoint a running replica at the leader
@@ -168,6 +180,10 @@ func decideFollower(in Input, leader string) Action {
 	lm, known := in.Snap.Members[leader]
 	leaderUp := known && lm.Role == cluster.RolePrimary
 	switch {
+	case in.Silent > 0 && in.Snap.Beat != nil && in.Silent >= in.Snap.Beat.FenceAfter+TakeoverMargin &&
+		!in.Config.Paused && !in.Now.Before(in.Promised):
+		return Action{Kind: EndLeadership, Target: leader, Reason: fmt.Sprintf("no heartbeat from %s for %s: it has fenced itself",
+			leader, in.Silent.Round(time.Millisecond))}
 	case !l.Initialized && !leaderUp:
 		return Action{Kind: Wait, Reason: "empty data directory; waiting for the leader's server to run before cloning"}
 	case !l.Initialized:

@@ -134,6 +134,11 @@ func TestDecide(t *testing.T) {
 			in.Snap.Request = &cluster.Request{Kind: "switchover", From: "a", At: now.Add(time.Hour)}
 			return in
 		}(), ManageLeader},
+		{"replica ends the leadership of a leader silent past its fence and the margin", silent(3*time.Second+TakeoverMargin, nil), EndLeadership},
+		{"replica waits for the margin after the leader's fence", silent(3*time.Second+TakeoverMargin-time.Millisecond, nil), ManageReplica},
+		{"replica that saw no heartbeat of this leadership waits for the lease", silent(0, nil), ManageReplica},
+		{"paused: a silent leader is left alone", silent(time.Minute, func(in *Input) { in.Config.Paused = true }), Wait},
+		{"failsafe promise: a silent leader is left alone", silent(time.Minute, func(in *Input) { in.Promised = now.Add(time.Second) }), ManageReplica},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -215,4 +220,20 @@ func TestPlanSync(t *testing.T) {
 			}
 		})
 	}
+}
+
+// silent is a replica of a leader b whose heartbeat says it fences 3 s
+// after a renewal, last seen d ago.
+func silent(d time.Duration, change func(*Input)) Input {
+	l := replica(100)
+	l.Following = "b"
+	in := input("a", cluster.ModeAsync, l)
+	in.Snap.Leader = &cluster.Leader{Name: "b", Term: 4}
+	in.Snap.Members["b"] = cluster.Member{Role: cluster.RolePrimary}
+	in.Snap.Beat = &cluster.Beat{Term: 4, FenceAfter: 3 * time.Second}
+	in.Silent = d
+	if change != nil {
+		change(&in)
+	}
+	return in
 }

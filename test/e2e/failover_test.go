@@ -43,6 +43,18 @@ func TestHACrashAndNodeLoss(t *testing.T) {
 	next := c.waitNewLeader(old, st.Term, 30*time.Second)
 	w.waitAcks(t, 50, 30*time.Second)
 	t.Logf("node loss: %s leads after %s", next.Leader, old)
+	// The replicas ended the lost leader's leadership when its heartbeat
+	// was old enough, before its lease could expire.
+	var ended []string
+	for _, m := range st.Members {
+		log, _ := os.ReadFile(filepath.Join(c.dir, m.Name, "agent.log"))
+		if m.Name != old && strings.Contains(string(log), "ended a silent leadership") {
+			ended = append(ended, m.Name)
+		}
+	}
+	if len(ended) == 0 {
+		t.Errorf("no replica logged that it ended %s's silent leadership: the failover waited for the lease", old)
+	}
 
 	c.e.ok("up", "--dir", c.dir, "--timeout", "60s") // restarts the lost agent
 	st = c.waitHealthy(60 * time.Second)
