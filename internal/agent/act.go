@@ -279,7 +279,7 @@ func (a *Agent) clone(ctx context.Context, leader string, systemID uint64, wipe 
 		}
 	}
 	a.mu.Lock()
-	a.st.notStreamingSince, a.st.lastLSN = time.Time{}, 0
+	a.st.notStreamingSince, a.st.lastLSN, a.st.replicaStarts = time.Time{}, 0, 0
 	a.mu.Unlock()
 	return a.startReplica(ctx, leader)
 }
@@ -325,7 +325,11 @@ func (a *Agent) startReplica(ctx context.Context, leader string) error {
 	if err != nil {
 		return err
 	}
-	a.log.Info("starting as a replica", "leader", leader)
+	a.mu.Lock()
+	a.st.replicaStarts++
+	starts := a.st.replicaStarts
+	a.mu.Unlock()
+	a.log.Info("starting as a replica", "leader", leader, "start", starts)
 	return a.startReplicaOf(ctx, n)
 }
 

@@ -121,15 +121,18 @@ type state struct {
 	// notStreamingSince is when the local replica was last seen running
 	// but not streaming (zero while it streams or is not a replica).
 	notStreamingSince time.Time
-	seededAt          time.Time // when the data directory was last seeded from the repository
-	lastLSN           wal.LSN   // the furthest local position seen (a crashed server's end of WAL)
-	restartedAt       time.Time
-	detected          time.Time // when this agent noticed the leader was gone
-	lastAction        string
-	lastErr           string
-	syncPending       *pendingSync
-	ssn               string  // synchronous_standby_names the leader last set
-	leaderLSN         wal.LSN // last LSN the leader published
+	// replicaStarts counts starts as a replica since the local server
+	// last streamed or was cloned (ha.Input.ReplicaStarts).
+	replicaStarts int
+	seededAt      time.Time // when the data directory was last seeded from the repository
+	lastLSN       wal.LSN   // the furthest local position seen (a crashed server's end of WAL)
+	restartedAt   time.Time
+	detected      time.Time // when this agent noticed the leader was gone
+	lastAction    string
+	lastErr       string
+	syncPending   *pendingSync
+	ssn           string  // synchronous_standby_names the leader last set
+	leaderLSN     wal.LSN // last LSN the leader published
 }
 
 // New checks o and builds an Agent.
@@ -422,6 +425,7 @@ func (a *Agent) input(ctx context.Context, snap cluster.Snapshot, local ha.Local
 		Self: a.o.Self.Name, Now: time.Now(), Config: a.st.cfg, Snap: snap, Local: local,
 		Restarts: a.st.restarts, MaxRestarts: a.st.cfg.CrashRestarts, Promised: a.st.promised,
 		LastLeaderLSN: a.st.leaderLSN, StuckAfter: max(30*time.Second, 3*time.Duration(a.st.cfg.TTL)),
+		ReplicaStarts: a.st.replicaStarts,
 	}
 	if !a.st.notStreamingSince.IsZero() {
 		in.NotStreaming = time.Since(a.st.notStreamingSince)

@@ -89,6 +89,9 @@ func (a *Agent) observeLocal(ctx context.Context) ha.Local {
 	a.st.view, a.st.localAt = v, time.Now()
 	a.st.stepAt = a.st.localAt
 	a.st.lastLSN = max(a.st.lastLSN, v.LSN)
+	if v.Primary || v.Streaming {
+		a.st.replicaStarts = 0
+	}
 	switch {
 	case !v.Running || v.Primary || v.Streaming:
 		a.st.notStreamingSince = time.Time{}

@@ -65,12 +65,21 @@ type Input struct {
 	// the leader; after StuckAfter it is cloned afresh.
 	NotStreaming time.Duration
 	StuckAfter   time.Duration
+	// ReplicaStarts counts the times the agent started the local server
+	// as a replica since it last streamed (or was cloned). A server that
+	// is down again after MaxReplicaStarts of them fails in recovery each
+	// time (NotStreaming never grows while it is down): it is cloned afresh.
+	ReplicaStarts int
 	// Silent is how long ago the agent first saw the leader's last
 	// heartbeat (Snap.Beat) of the current leadership; 0 if it has seen
 	// none. Past the heartbeat's FenceAfter plus TakeoverMargin the leader
 	// has surely fenced, and a replica ends its leadership.
 	Silent time.Duration
 }
+
+// MaxReplicaStarts is how many starts as a replica a server may fail (be
+// found down again) before it is cloned afresh.
+const MaxReplicaStarts = 3
 
 // TakeoverMargin is how long a replica waits, after a silent leader must
 // have fenced, before it ends that leadership: time for the fence itself
@@ -197,6 +206,8 @@ func decideFollower(in Input, leader string) Action {
 		return Action{Kind: Wait, Reason: "PostgreSQL runs but does not answer yet"}
 	case in.Config.Paused:
 		return Action{Kind: Wait, Reason: "paused"}
+	case !l.Running && leaderUp && in.ReplicaStarts >= MaxReplicaStarts:
+		return Action{Kind: Reinit, Target: leader, Reason: fmt.Sprintf("PostgreSQL stopped after each of %d starts as a replica", in.ReplicaStarts)}
 	case l.Diverged:
 		return Action{Kind: Rewind, Target: leader, Reason: "local WAL diverged from the leader's timeline"}
 	case !l.Running:

@@ -134,6 +134,9 @@ func TestDecide(t *testing.T) {
 			in.Snap.Request = &cluster.Request{Kind: "switchover", From: "a", At: now.Add(time.Hour)}
 			return in
 		}(), ManageLeader},
+		{"replica down after three starts is cloned afresh", down(MaxReplicaStarts, true), Reinit},
+		{"replica down after two starts is started again", down(MaxReplicaStarts-1, true), StartReplica},
+		{"replica down after three starts waits for a running leader to clone from", down(MaxReplicaStarts, false), StartReplica},
 		{"replica ends the leadership of a leader silent past its fence and the margin", silent(3*time.Second+TakeoverMargin, nil), EndLeadership},
 		{"replica waits for the margin after the leader's fence", silent(3*time.Second+TakeoverMargin-time.Millisecond, nil), ManageReplica},
 		{"replica that saw no heartbeat of this leadership waits for the lease", silent(0, nil), ManageReplica},
@@ -235,5 +238,16 @@ func silent(d time.Duration, change func(*Input)) Input {
 	if change != nil {
 		change(&in)
 	}
+	return in
+}
+
+// down is a replica of leader b whose server is down after starts starts.
+func down(starts int, leaderUp bool) Input {
+	in := input("a", cluster.ModeAsync, Local{Initialized: true, Timeline: 1, SystemID: 7})
+	in.Snap.Leader = &cluster.Leader{Name: "b", Term: 4}
+	if leaderUp {
+		in.Snap.Members["b"] = cluster.Member{Role: cluster.RolePrimary}
+	}
+	in.ReplicaStarts = starts
 	return in
 }

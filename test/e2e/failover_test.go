@@ -65,6 +65,58 @@ func TestHACrashAndNodeLoss(t *testing.T) {
 	t.Logf("async: %d of %d acknowledged writes lost through the crash and the node loss", len(lost), len(acks))
 }
 
+// TestHAReplicaThatCannotStartIsRecloned: a replica whose server stops
+// again after every start (here a setting PostgreSQL rejects; in the field a
+// recovery that fails the same way each time) is cloned afresh after
+// ha.MaxReplicaStarts starts, rather than started forever. The 30-second
+// rule for replicas that do not stream never fires for it: it is not running.
+func TestHAReplicaThatCannotStartIsRecloned(t *testing.T) {
+	c := startCluster(t)
+	st := c.waitHealthy(30 * time.Second)
+	var r string
+	for _, m := range st.Members {
+		if !m.Leader {
+			r = m.Name
+		}
+	}
+	c.stopAgents(r)
+	pm := c.postmaster(r)
+	c.signal(pm, syscall.SIGINT) // fast shutdown
+	pgtest.Eventually(t, 30*time.Second, func() error {
+		if pg.Alive(pm) {
+			return errString(r + "'s postmaster still runs")
+		}
+		return nil
+	})
+	auto := filepath.Join(c.dir, r, "pgdata", "postgresql.auto.conf")
+	f, err := os.OpenFile(auto, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("shared_buffers = 'not a size'\n"); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	// up may return at once: r's published state outlives its agent for
+	// a TTL. Wait for the re-clone, then for r to stream again.
+	c.e.ok("up", "--dir", c.dir, "--timeout", "90s") // restarts r's agent
+	pgtest.Eventually(t, 90*time.Second, func() error {
+		log, _ := os.ReadFile(filepath.Join(c.dir, r, "agent.log"))
+		if !strings.Contains(string(log), "PostgreSQL stopped after each of 3 starts as a replica") {
+			return errString(r + "'s agent has not re-cloned; its log ends:\n" + tailLines(string(log), 10))
+		}
+		return nil
+	})
+	st = c.waitHealthy(90 * time.Second)
+	if m := st.member(r); m.State != "streaming" {
+		t.Errorf("%s is %s", r, m.State)
+	}
+	if conf, _ := os.ReadFile(auto); strings.Contains(string(conf), "not a size") {
+		t.Errorf("%s still has the bad setting: it was not cloned afresh", r)
+	}
+}
+
 // TestHASyncFailoversLoseNothing: in sync and quorum modes every
 // acknowledged commit survives 20 consecutive failovers.
 func TestHASyncFailoversLoseNothing(t *testing.T) {
