@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 func (a *app) newAgentCmd() *cobra.Command {
 	var node string
 	var endpoints []string
+	var peerPG, peerAPI map[string]string
 	cmd := &cobra.Command{
 		Use:   "agent --plan bulwark.yaml --node NAME",
 		Short: "Run the HA agent beside one PostgreSQL node",
@@ -55,6 +57,9 @@ func (a *app) newAgentCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if err := throughPeerLinks(o.Nodes, self.Name, peerPG, peerAPI); err != nil {
+				return err
+			}
 			o.Store = store
 			o.Logger = slog.New(slog.NewJSONHandler(a.stderr, &slog.HandlerOptions{Level: a.level}))
 			ag, err := agent.New(o)
@@ -66,6 +71,8 @@ func (a *app) newAgentCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&node, "node", "", "this node's name in the plan's cluster.nodes")
 	cmd.Flags().StringSliceVar(&endpoints, "etcd-endpoints", nil, "reach etcd at these URLs instead of the plan's (the same cluster, through a proxy)")
+	cmd.Flags().StringToStringVar(&peerPG, "peer-pg", nil, "reach another node's PostgreSQL at NODE=HOST:PORT instead of the plan's address (through a proxy; replication, rewind, clone)")
+	cmd.Flags().StringToStringVar(&peerAPI, "peer-api", nil, "reach another node's agent at NODE=HOST:PORT instead of the plan's api address")
 	cmd.MarkFlagRequired("node")
 	return cmd
 }
@@ -108,6 +115,42 @@ func apiURL(c *plan.Cluster, n plan.Node) string {
 		scheme = "https"
 	}
 	return scheme + "://" + n.API
+}
+
+// throughPeerLinks points the agent's view of other nodes at the addresses
+// given (bulwark up --links: links a drill can cut). The node's own
+// address, which it publishes for clients, stays the plan's.
+func throughPeerLinks(nodes []agent.Node, self string, pgAddr, apiAddr map[string]string) error {
+	known := map[string]bool{}
+	for i := range nodes {
+		n := &nodes[i]
+		known[n.Name] = true
+		if n.Name == self {
+			continue
+		}
+		if addr, ok := pgAddr[n.Name]; ok {
+			host, port, err := net.SplitHostPort(addr)
+			if err != nil {
+				return usageError{fmt.Errorf("--peer-pg %s=%s: %w", n.Name, addr, err)}
+			}
+			if n.Port, err = strconv.Atoi(port); err != nil {
+				return usageError{fmt.Errorf("--peer-pg %s=%s: bad port", n.Name, addr)}
+			}
+			n.Host = host
+		}
+		if addr, ok := apiAddr[n.Name]; ok {
+			scheme, _, _ := strings.Cut(n.APIURL, "://")
+			n.APIURL = scheme + "://" + addr
+		}
+	}
+	for _, m := range []map[string]string{pgAddr, apiAddr} {
+		for name := range m {
+			if !known[name] || name == self {
+				return usageError{fmt.Errorf("--peer-pg/--peer-api: %q is not another node of the plan", name)}
+			}
+		}
+	}
+	return nil
 }
 
 func agentNodes(c *plan.Cluster) []agent.Node {

@@ -121,7 +121,8 @@ func (f *localFaults) KillEtcd(endpoint string) (string, error) {
 	return "", fmt.Errorf("no local etcd member serves %s", endpoint)
 }
 
-// Partition cuts the node's links to etcd (bulwark up --etcd-links).
+// Partition cuts the node's links (bulwark up --links): its agent's to
+// etcd, and its peers' to its PostgreSQL and agent.
 func (f *localFaults) Partition(name string) error {
 	return f.signalLinks(name, syscall.SIGUSR1)
 }
@@ -129,16 +130,15 @@ func (f *localFaults) Partition(name string) error {
 func (f *localFaults) signalLinks(name string, sig syscall.Signal) error {
 	pid, ok := pidAlive(filepath.Join(f.dir, name, "link.pid"))
 	if !ok {
-		return fmt.Errorf("%s has no running etcd link (bulwark up --etcd-links)", name)
+		return fmt.Errorf("%s has no running link (bulwark up --links)", name)
 	}
 	return syscall.Kill(pid, sig)
 }
 
-// linked says whether every node reaches etcd through links a drill can
-// cut.
+// linked says whether every node has links a drill can cut.
 func (f *localFaults) linked() bool {
 	for _, n := range f.p.Cluster.Nodes {
-		if _, err := os.Stat(filepath.Join(f.dir, n.Name, etcdLinksFile)); err != nil {
+		if _, err := os.Stat(filepath.Join(f.dir, n.Name, linksFile)); err != nil {
 			return false
 		}
 	}

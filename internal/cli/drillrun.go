@@ -74,7 +74,7 @@ func (a *app) drillRun(ctx context.Context, f drillFlags) error {
 		return err
 	}
 	if f.scenario == drill.NetworkPartition && !faults.linked() {
-		return usageError{errors.New("network-partition cuts each node's links to etcd, and this cluster has none: create it with bulwark up --etcd-links")}
+		return usageError{errors.New("network-partition cuts a node's links to etcd and to its peers, and this cluster has none: create it with bulwark up --links")}
 	}
 	store, err := a.openClusterStore(c)
 	if err != nil {

@@ -47,7 +47,7 @@ type upFlags struct {
 	tls           bool
 	archive       bool
 	etcdMembers   int
-	etcdLinks     bool
+	links         bool
 }
 
 func (a *app) newUpCmd() *cobra.Command {
@@ -70,7 +70,7 @@ func (a *app) newUpCmd() *cobra.Command {
 	cmd.Flags().DurationVar(&f.timeout, "timeout", 2*time.Minute, "give up if the cluster is not healthy by then")
 	cmd.Flags().BoolVar(&f.archive, "archive", false, "archive WAL into the local repository with archive_command (archive_timeout 10s), for point-in-time recovery (only when the cluster is created)")
 	cmd.Flags().IntVar(&f.etcdMembers, "etcd-members", 1, "embedded etcd members: 1, 3 or 5 (only when the cluster is created)")
-	cmd.Flags().BoolVar(&f.etcdLinks, "etcd-links", false, "each agent reaches etcd through a link a drill can cut (network-partition; only when the cluster is created)")
+	cmd.Flags().BoolVar(&f.links, "links", false, "each agent reaches etcd, and the other nodes reach each node's PostgreSQL and agent, through links a drill can cut (network-partition; only when the cluster is created)")
 	cmd.Flags().BoolVar(&f.tls, "tls", false, "run etcd, the agents' API and PostgreSQL (clients and replication) over TLS with a CA made in DIR/tls (only when the cluster is created)")
 	cmd.MarkFlagRequired("dir")
 	return cmd
@@ -156,8 +156,9 @@ func freePort() (int, error) {
 
 func writeLocalPlan(dir string, f upFlags) (*plan.Plan, error) {
 	// Two ports per etcd member (client, peer), two per node, then with
-	// --etcd-links one per node and member.
-	ports := make([]int, 2*f.etcdMembers+2*f.nodes+map[bool]int{true: f.nodes * f.etcdMembers}[f.etcdLinks])
+	// --links, per node, one per etcd member and two for its peers.
+	perNode := f.etcdMembers + 2
+	ports := make([]int, 2*f.etcdMembers+2*f.nodes+map[bool]int{true: f.nodes * perNode}[f.links])
 	for i := range ports {
 		p, err := freePort()
 		if err != nil {
@@ -208,8 +209,15 @@ replication: {mode: %s%s}
 	linkPorts := ports[2*f.etcdMembers+2*f.nodes:]
 	for i := range f.nodes {
 		name := fmt.Sprintf("n%d", i+1)
-		if f.etcdLinks {
-			if err := writeEtcdLinks(filepath.Join(dir, name), ports[:f.etcdMembers], linkPorts[i*f.etcdMembers:(i+1)*f.etcdMembers]); err != nil {
+		if f.links {
+			own := linkPorts[i*perNode : (i+1)*perNode]
+			var ls []link
+			for j, p := range ports[:f.etcdMembers] {
+				ls = append(ls, link{linkEtcd, loopback(own[j]), loopback(p)})
+			}
+			ls = append(ls, link{linkPG, loopback(own[f.etcdMembers]), loopback(nodePorts[2*i])},
+				link{linkAPI, loopback(own[f.etcdMembers+1]), loopback(nodePorts[2*i+1])})
+			if err := writeLinks(filepath.Join(dir, name), ls); err != nil {
 				return nil, err
 			}
 		}
@@ -410,49 +418,98 @@ func (a *app) startLocalEtcd(dir string, c *plan.Cluster) error {
 	return nil
 }
 
-// etcdLinksFile, in a node's directory, lists the links through which its
-// agent reaches etcd (bulwark up --etcd-links): "LISTEN TARGET" per line,
-// one per etcd member.
-const etcdLinksFile = "etcd-links"
+// linksFile, in a node's directory, lists the links a drill can cut
+// (bulwark up --links), one per line: "KIND LISTEN TARGET". Kind etcd is
+// the node's agent's way to one etcd member; pg and api are the other
+// nodes' way to this node's PostgreSQL (replication, rewind, clone) and
+// agent. One process per node relays them all (DIR/NODE/link.pid), so a
+// signal cuts the node off from etcd and from its peers at once; clients
+// still reach it at the plan's addresses.
+const linksFile = "links"
 
-func writeEtcdLinks(nodeDir string, etcdPorts, linkPorts []int) error {
+const (
+	linkEtcd = "etcd"
+	linkPG   = "pg"
+	linkAPI  = "api"
+)
+
+type link struct{ kind, listen, target string }
+
+func loopback(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
+
+func writeLinks(nodeDir string, links []link) error {
 	if err := os.MkdirAll(nodeDir, 0o755); err != nil {
 		return err
 	}
 	var b strings.Builder
-	for i, p := range etcdPorts {
-		fmt.Fprintf(&b, "127.0.0.1:%d 127.0.0.1:%d\n", linkPorts[i], p)
+	for _, l := range links {
+		fmt.Fprintf(&b, "%s %s %s\n", l.kind, l.listen, l.target)
 	}
-	return os.WriteFile(filepath.Join(nodeDir, etcdLinksFile), []byte(b.String()), 0o644)
+	return os.WriteFile(filepath.Join(nodeDir, linksFile), []byte(b.String()), 0o644)
 }
 
-// startEtcdLinks starts the node's etcd links unless they run, and
-// returns the endpoints its agent reaches etcd at; none without links.
-func startEtcdLinks(nodeDir string, c *plan.Cluster) ([]string, error) {
-	data, err := os.ReadFile(filepath.Join(nodeDir, etcdLinksFile))
+// readLinks reads a node's links; none, without error, if it has none.
+func readLinks(nodeDir string) ([]link, error) {
+	path := filepath.Join(nodeDir, linksFile)
+	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	scheme, _, _ := strings.Cut(c.Etcd.Endpoints[0], "://")
-	var argv, endpoints []string
-	argv = append(argv, "link")
+	var ls []link
 	for line := range strings.Lines(string(data)) {
-		from, to, ok := strings.Cut(strings.TrimSpace(line), " ")
-		if !ok {
-			return nil, fmt.Errorf("%s: bad line %q", filepath.Join(nodeDir, etcdLinksFile), line)
+		f := strings.Fields(line)
+		if len(f) != 3 || !slices.Contains([]string{linkEtcd, linkPG, linkAPI}, f[0]) {
+			return nil, fmt.Errorf("%s: bad line %q", path, strings.TrimSpace(line))
 		}
-		argv = append(argv, "--pair", from+"="+to)
-		endpoints = append(endpoints, scheme+"://"+from)
+		ls = append(ls, link{f[0], f[1], f[2]})
 	}
-	if _, ok := pidAlive(filepath.Join(nodeDir, "link.pid")); !ok {
-		if err := spawn(argv, filepath.Join(nodeDir, "link.log"), filepath.Join(nodeDir, "link.pid"), nil); err != nil {
+	return ls, nil
+}
+
+// startLinks starts the links of every node that has some, unless they
+// run, and returns the agent arguments that send node's traffic through
+// them: its etcd endpoints and its peers' addresses.
+func startLinks(dir string, c *plan.Cluster, node string) ([]string, error) {
+	scheme, _, _ := strings.Cut(c.Etcd.Endpoints[0], "://")
+	var etcd, peerPG, peerAPI []string
+	for _, n := range c.Nodes {
+		nodeDir := filepath.Join(dir, n.Name)
+		ls, err := readLinks(nodeDir)
+		if err != nil || ls == nil {
 			return nil, err
 		}
+		argv := []string{"link"}
+		for _, l := range ls {
+			argv = append(argv, "--pair", l.listen+"="+l.target)
+			switch {
+			case l.kind == linkEtcd && n.Name == node:
+				etcd = append(etcd, scheme+"://"+l.listen)
+			case l.kind == linkPG && n.Name != node:
+				peerPG = append(peerPG, n.Name+"="+l.listen)
+			case l.kind == linkAPI && n.Name != node:
+				peerAPI = append(peerAPI, n.Name+"="+l.listen)
+			}
+		}
+		if _, ok := pidAlive(filepath.Join(nodeDir, "link.pid")); !ok {
+			if err := spawn(argv, filepath.Join(nodeDir, "link.log"), filepath.Join(nodeDir, "link.pid"), nil); err != nil {
+				return nil, err
+			}
+		}
 	}
-	return endpoints, nil
+	var args []string
+	if len(etcd) > 0 {
+		args = append(args, "--etcd-endpoints", strings.Join(etcd, ","))
+	}
+	if len(peerPG) > 0 {
+		args = append(args, "--peer-pg", strings.Join(peerPG, ","))
+	}
+	if len(peerAPI) > 0 {
+		args = append(args, "--peer-api", strings.Join(peerAPI, ","))
+	}
+	return args, nil
 }
 
 // postgresOwner is the credential agents run with when up runs as root:
@@ -490,13 +547,11 @@ func (a *app) startLocalAgent(dir string, p *plan.Plan, n plan.Node) error {
 		}
 	}
 	argv := []string{"agent", "--plan", p.Path, "--node", n.Name}
-	links, err := startEtcdLinks(nodeDir, p.Cluster)
+	links, err := startLinks(dir, p.Cluster, n.Name)
 	if err != nil {
 		return err
 	}
-	if links != nil {
-		argv = append(argv, "--etcd-endpoints", strings.Join(links, ","))
-	}
+	argv = append(argv, links...)
 	return spawn(argv, filepath.Join(nodeDir, "agent.log"), filepath.Join(nodeDir, "agent.pid"), owner)
 }
 

@@ -42,7 +42,7 @@ var scenarioFaults = map[string]string{
 	drill.PrimaryCrash:     "kill -9 of the primary's postmaster",
 	drill.NodeLoss:         "kill -9 of the primary's agent and postmaster: the whole node lost",
 	drill.PrimaryHang:      "SIGSTOP of the primary's node beyond the ttl, then SIGCONT",
-	drill.NetworkPartition: "the primary's links to etcd black-holed (bulwark up --etcd-links): it must fence before another node leads",
+	drill.NetworkPartition: "the primary cut off from etcd and its replicas (bulwark up --links): it must fence before another node leads",
 	drill.ReplicaLoss:      "kill -9 of a replica's agent and postmaster",
 	drill.EtcdMemberLoss:   "kill -9 of etcd's leader member (3 or more members): no failover, no write lost",
 	drill.Switchover:       "bulwark cluster switchover under a write workload",

@@ -1,8 +1,10 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/bulwarkdb/bulwark/internal/drill"
 	"github.com/bulwarkdb/bulwark/internal/pg"
@@ -61,7 +65,7 @@ func TestDrillScenarios(t *testing.T) {
 		case drill.EtcdMemberLoss, drill.NetworkPartition:
 			// TestDrillEtcdMemberLoss and TestDrillNetworkPartition: this
 			// cluster has one etcd member and no links to cut.
-			flag := map[string]string{drill.EtcdMemberLoss: "--etcd-members 3", drill.NetworkPartition: "--etcd-links"}[s]
+			flag := map[string]string{drill.EtcdMemberLoss: "--etcd-members 3", drill.NetworkPartition: "--links"}[s]
 			if r := c.e.run(c.drillArgs("--scenario", s)...); r.code != 2 || !strings.Contains(r.stderr, flag) {
 				t.Errorf("%s on a cluster made without %s: exit %d, want 2: %s", s, flag, r.code, r.stderr)
 			}
@@ -152,13 +156,41 @@ func TestDrillCatchesLostWrites(t *testing.T) {
 	}
 }
 
-// TestDrillNetworkPartition: the sync primary's links to etcd black-holed
-// under the workload: it fences itself, another node is elected, no
-// acknowledged write is lost, no write is acknowledged by both, and once
-// the links heal the old primary rejoins.
+// TestDrillNetworkPartition: the sync primary cut off from etcd and from
+// its replicas under the workload: it fences itself, another node is
+// elected, no acknowledged write is lost, no write is acknowledged by both,
+// and once the links heal the old primary rejoins.
 func TestDrillNetworkPartition(t *testing.T) {
-	c := startCluster(t, "--etcd-links", "--replication", "sync", "--crash-restarts", "0")
+	c := startCluster(t, "--links", "--replication", "sync", "--crash-restarts", "0")
 	st := c.waitSync(60 * time.Second)
+	// The replicas stream through the primary's pg link, which the
+	// partition cuts.
+	var pgLink string
+	links, err := os.ReadFile(filepath.Join(c.dir, st.Leader, "links"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(string(links)) {
+		if f := strings.Fields(line); len(f) == 3 && f[0] == "pg" {
+			pgLink = f[1]
+		}
+	}
+	for _, m := range st.Members {
+		if m.Leader {
+			continue
+		}
+		conn, err := pgx.Connect(context.Background(), m.Conn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var host string
+		var port int
+		err = conn.QueryRow(context.Background(), "SELECT sender_host, sender_port FROM pg_stat_wal_receiver").Scan(&host, &port)
+		conn.Close(context.Background())
+		if err != nil || net.JoinHostPort(host, strconv.Itoa(port)) != pgLink {
+			t.Errorf("%s streams from %s:%d (err %v), not through %s's link %s", m.Name, host, port, err, st.Leader, pgLink)
+		}
+	}
 	res := c.drill(0, "--scenario", drill.NetworkPartition)
 	r := res.Runs[0]
 	t.Logf("%s -> %s: detection %.3fs, failover %.3fs, client RTO %.3fs, %d acked, %d lost, %d unknown",
