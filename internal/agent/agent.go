@@ -296,8 +296,12 @@ func (a *Agent) step(ctx context.Context) time.Duration {
 	if a.hurry() {
 		return min(loop, 100*time.Millisecond)
 	}
-	if d := a.untilTakeover(snap); d > 0 && d < loop {
-		return d
+	// Wake when a silent leader's heartbeat gets old enough to end its
+	// leadership, not up to a loop later.
+	if d, ok := ha.UntilTakeover(in); ok {
+		if d -= time.Since(in.Now); d > 0 && d < loop {
+			return d
+		}
 	}
 	return loop
 }
@@ -314,17 +318,6 @@ func (a *Agent) observeBeat(snap cluster.Snapshot) {
 	case snap.BeatRev != a.st.beatRev:
 		a.st.beatRev, a.st.beatAt = snap.BeatRev, time.Now()
 	}
-}
-
-// untilTakeover is how long until a silent leader's heartbeat is old
-// enough for this replica to end its leadership; 0 if that does not apply.
-func (a *Agent) untilTakeover(snap cluster.Snapshot) time.Duration {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.st.leading || a.st.beatAt.IsZero() || snap.Beat == nil {
-		return 0
-	}
-	return time.Until(a.st.beatAt.Add(snap.Beat.FenceAfter + ha.TakeoverMargin))
 }
 
 // claim makes the heartbeat of a leader key this agent finds under its own

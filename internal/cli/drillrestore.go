@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -61,7 +62,7 @@ func (l *localRestorer) Archived(ctx context.Context, walFile string) (bool, err
 	return archive.New(l.r).Has(ctx, walFile)
 }
 
-func (l *localRestorer) Restore(ctx context.Context, target time.Time) (string, func(), error) {
+func (l *localRestorer) Restore(ctx context.Context, id string, target time.Time) (string, func(), error) {
 	dir, err := os.MkdirTemp(l.scratch, "bulwark-restore-test-")
 	if err != nil {
 		return "", nil, err
@@ -73,7 +74,7 @@ func (l *localRestorer) Restore(ctx context.Context, target time.Time) (string, 
 			return "", nil, err
 		}
 	}
-	opts := backup.RestoreOptions{Backup: "latest", PGData: filepath.Join(dir, "pgdata"), Logger: l.a.log, Archive: archive.New(l.r), ReadAhead: readAheadFor(l.r.Location())}
+	opts := backup.RestoreOptions{Backup: cmp.Or(id, "latest"), PGData: filepath.Join(dir, "pgdata"), Logger: l.a.log, Archive: archive.New(l.r), ReadAhead: readAheadFor(l.r.Location())}
 	if !target.IsZero() {
 		// The newest timeline: a failover since the backup moved the
 		// writes there, and the old timeline's last file may never have

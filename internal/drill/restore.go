@@ -19,13 +19,13 @@ type Restorer interface {
 	// Archived reports whether the WAL file named (such as
 	// 000000020000000000000007) is in the archive.
 	Archived(ctx context.Context, walFile string) (bool, error)
-	// Restore restores the newest backup into a fresh scratch directory
-	// and starts a server on it; with a target time, the backup is the
-	// newest that finished before it and recovery replays the archived
-	// WAL to it, then promotes. It returns once the server takes writes,
-	// with a connection string (to database postgres) and a stop that
-	// stops the server and removes the directory.
-	Restore(ctx context.Context, target time.Time) (conn string, stop func(), err error)
+	// Restore restores backup id into a fresh scratch directory and
+	// starts a server on it; with a target time instead (id ""), the
+	// backup is the newest that finished before it and recovery replays
+	// the archived WAL to it, then promotes. It returns once the server
+	// takes writes, with a connection string (to database postgres) and
+	// a stop that stops the server and removes the directory.
+	Restore(ctx context.Context, id string, target time.Time) (conn string, stop func(), err error)
 }
 
 // restoreTest restores the newest backup, then a point in time just
@@ -71,7 +71,9 @@ func restoreTest(ctx context.Context, o Options, id string) (Run, error) {
 	run.Fault = time.Now()
 	event("fault", "restore of backup "+backupID+" started")
 	var n int64
-	d, err := restoreAndCheck(ctx, o, time.Time{}, func(conn *pgx.Conn) error {
+	// The backup whose start the rows were counted against, even if a
+	// newer one lands meanwhile.
+	d, err := restoreAndCheck(ctx, o, backupID, time.Time{}, func(conn *pgx.Conn) error {
 		var exists bool
 		if err := conn.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, Table).Scan(&exists); err != nil || !exists {
 			return err // a backup older than the first drill has no table
@@ -105,7 +107,7 @@ func restoreTest(ctx context.Context, o Options, id string) (Run, error) {
 	}
 	event("note", "point-in-time recovery to "+at+" started")
 	var pre, post int64
-	d, err = restoreAndCheck(ctx, o, point, func(conn *pgx.Conn) error {
+	d, err = restoreAndCheck(ctx, o, "", point, func(conn *pgx.Conn) error {
 		return conn.QueryRow(ctx, `SELECT count(*) FILTER (WHERE at <= $1), count(*) FILTER (WHERE run = $2 AND seq = 1), count(*) FILTER (WHERE run = $2 AND seq = 2) FROM `+Table,
 			point, id).Scan(&n, &pre, &post)
 	})
@@ -170,12 +172,12 @@ func waitArchived(ctx context.Context, o Options, walFile string) error {
 	}
 }
 
-// restoreAndCheck restores (to target, if set), checks every database of
-// the copy with amcheck, runs check on database postgres, and stops the
-// copy. It returns how long it took up to the end of the checks.
-func restoreAndCheck(ctx context.Context, o Options, target time.Time, check func(*pgx.Conn) error) (time.Duration, error) {
+// restoreAndCheck restores (backup id, or to target), checks every
+// database of the copy with amcheck, runs check on database postgres, and
+// stops the copy. It returns how long it took up to the end of the checks.
+func restoreAndCheck(ctx context.Context, o Options, id string, target time.Time, check func(*pgx.Conn) error) (time.Duration, error) {
 	start := time.Now()
-	conn, stop, err := o.Restorer.Restore(ctx, target)
+	conn, stop, err := o.Restorer.Restore(ctx, id, target)
 	if err != nil {
 		return time.Since(start), err
 	}
@@ -213,11 +215,11 @@ func checkIntegrity(ctx context.Context, conn string) error {
 	}); err != nil {
 		return err
 	}
+	cfg, err := pgx.ParseConfig(conn)
+	if err != nil {
+		return err
+	}
 	for _, db := range dbs {
-		cfg, err := pgx.ParseConfig(conn)
-		if err != nil {
-			return err
-		}
 		cfg.Database = db
 		c, err := pgx.ConnectConfig(ctx, cfg)
 		if err != nil {

@@ -21,7 +21,8 @@ type Faults interface {
 	// KillEtcd kill -9s the etcd member that serves clients at endpoint
 	// and names it.
 	KillEtcd(endpoint string) (string, error)
-	// Partition cuts the node off from etcd: its links black-hole.
+	// Partition cuts the node off from etcd and from its peers: its
+	// links black-hole.
 	Partition(node string) error
 	// Heal brings back what the faults took down (starts killed agents)
 	// and returns once that is under way.

@@ -189,8 +189,7 @@ func decideFollower(in Input, leader string) Action {
 	lm, known := in.Snap.Members[leader]
 	leaderUp := known && lm.Role == cluster.RolePrimary
 	switch {
-	case in.Silent > 0 && in.Snap.Beat != nil && in.Silent >= in.Snap.Beat.FenceAfter+TakeoverMargin &&
-		!in.Config.Paused && !in.Now.Before(in.Promised):
+	case takeoverDue(in) && !in.Config.Paused && !in.Now.Before(in.Promised):
 		return Action{Kind: EndLeadership, Target: leader, Reason: fmt.Sprintf("no heartbeat from %s for %s: it has fenced itself",
 			leader, in.Silent.Round(time.Millisecond))}
 	case !l.Initialized && !leaderUp:
@@ -218,6 +217,22 @@ func decideFollower(in Input, leader string) Action {
 		return Action{Kind: Reinit, Target: leader, Reason: fmt.Sprintf("not streaming from a running leader for %s", in.NotStreaming.Round(time.Second))}
 	}
 	return Action{Kind: ManageReplica, Target: leader, Reason: "replica"}
+}
+
+// UntilTakeover is how long until the leader's silence (Input.Silent) is
+// long enough for this replica to end its leadership: the heartbeat's
+// FenceAfter plus TakeoverMargin. false when that does not apply (this
+// node leads, or it has seen no heartbeat of the current leadership).
+func UntilTakeover(in Input) (time.Duration, bool) {
+	if in.Silent <= 0 || in.Snap.Beat == nil || in.Snap.Leader == nil || in.Snap.Leader.Name == in.Self {
+		return 0, false
+	}
+	return in.Snap.Beat.FenceAfter + TakeoverMargin - in.Silent, true
+}
+
+func takeoverDue(in Input) bool {
+	d, ok := UntilTakeover(in)
+	return ok && d <= 0
 }
 
 // Eligible says whether the agent may campaign for leadership now that
