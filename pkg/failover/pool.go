@@ -61,6 +61,34 @@ type nodePool struct {
 	node Node
 	term uint64
 	pool *pgxpool.Pool
+	// retired ends when a topology change takes the node's role away:
+	// calls in flight on it are abandoned then (attempt).
+	retired context.Context
+	retire  context.CancelFunc
+}
+
+// errRetired is the cause of an attempt's context when the topology takes
+// its node's role away while it runs.
+var errRetired = errors.New("the node lost its role")
+
+// attempt returns ctx, ended also when np is retired: a Begin waiting on
+// a primary that another node replaced, hung or cut off, returns at once
+// instead of when its TCP connection times out.
+func (np *nodePool) attempt(ctx context.Context) (context.Context, func()) {
+	actx, cancel := context.WithCancelCause(ctx)
+	stop := context.AfterFunc(np.retired, func() { cancel(errRetired) })
+	return actx, func() {
+		stop()
+		cancel(nil)
+	}
+}
+
+// cutOnRetire closes conn's network connection if np is retired before
+// stop is called, as the proxy closes its clients' connections to a
+// demoted primary: a call in flight on it fails at once, whatever
+// context the caller's function passes to its queries.
+func (np *nodePool) cutOnRetire(conn *pgx.Conn) (stop func() bool) {
+	return context.AfterFunc(np.retired, func() { conn.PgConn().Conn().Close() })
 }
 
 // Open starts following cfg.Source and returns once the first topology
@@ -128,6 +156,7 @@ func (p *Pool) Close() {
 	close(p.changed)
 	p.mu.Unlock()
 	for _, np := range pools {
+		np.retire()
 		np.pool.Close()
 	}
 }
@@ -170,6 +199,7 @@ func (p *Pool) apply(t Topology) {
 	close(p.changed)
 	p.changed = make(chan struct{})
 	for _, np := range retired {
+		np.retire()
 		go np.pool.Close()
 	}
 }
@@ -253,7 +283,8 @@ func (p *Pool) newNodePool(n Node, term uint64, primary bool) (*nodePool, error)
 	if err != nil {
 		return nil, fmt.Errorf("failover: node %s: %w", n.Name, err)
 	}
-	return &nodePool{node: n, term: term, pool: pool}, nil
+	retired, retire := context.WithCancel(context.Background())
+	return &nodePool{node: n, term: term, pool: pool, retired: retired, retire: retire}, nil
 }
 
 // checkPrimary refuses a connection to a server that does not take writes.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/bulwarkdb/bulwark/internal/pgtest"
 	"github.com/bulwarkdb/bulwark/pkg/failover"
@@ -182,20 +183,29 @@ func (c chanSource) Follow(ctx context.Context, update func(failover.Topology)) 
 	}
 }
 
-// TestPoolTermChangeBeforeCommit: when the topology names another primary
-// while fn runs, the transaction is rolled back and run on the new one.
-func TestPoolTermChangeBeforeCommit(t *testing.T) {
-	a := pgtest.Start(t, pgtest.Options{Name: "a"})
-	b := pgtest.Start(t, pgtest.Options{Name: "b"})
+// twoServers starts two unrelated servers, each with table t, and a
+// source whose first topology names a as the primary.
+func twoServers(t *testing.T) (a, b *pgtest.Instance, src chanSource) {
+	a = pgtest.Start(t, pgtest.Options{Name: "a"})
+	b = pgtest.Start(t, pgtest.Options{Name: "b"})
 	for _, in := range []*pgtest.Instance{a, b} {
 		in.Exec(t, "CREATE TABLE t (id bigint PRIMARY KEY, port int NOT NULL DEFAULT inet_server_port())")
 	}
-	src := make(chanSource, 1)
-	node := func(in *pgtest.Instance) *failover.Node {
-		return &failover.Node{Name: in.Name, Addr: fmt.Sprintf("127.0.0.1:%d", in.Port)}
-	}
+	src = make(chanSource, 1)
 	src <- failover.Topology{Term: 1, Primary: node(a)}
-	p := open(t, failover.Config{Source: src})
+	return a, b, src
+}
+
+func node(in *pgtest.Instance) *failover.Node {
+	return &failover.Node{Name: in.Name, Addr: fmt.Sprintf("127.0.0.1:%d", in.Port)}
+}
+
+// moveDuringWrite runs a Write that inserts a row into t and notes the
+// server's port; on its first run the function then calls first. It
+// checks that the function ran on a, then on b, and that only b kept the
+// row.
+func moveDuringWrite(t *testing.T, p *failover.Pool, a, b *pgtest.Instance, first func(pgx.Tx) error) {
+	t.Helper()
 	var ports []int
 	err := p.Write(t.Context(), func(tx pgx.Tx) error {
 		var port int
@@ -204,13 +214,7 @@ func TestPoolTermChangeBeforeCommit(t *testing.T) {
 		}
 		ports = append(ports, port)
 		if len(ports) == 1 {
-			src <- failover.Topology{Term: 2, Primary: node(b)}
-			pgtest.Eventually(t, 10*time.Second, func() error {
-				if p.Topology().Term != 2 {
-					return errors.New("the pool has not seen term 2 yet")
-				}
-				return nil
-			})
+			return first(tx)
 		}
 		return nil
 	})
@@ -226,4 +230,52 @@ func TestPoolTermChangeBeforeCommit(t *testing.T) {
 	if n := b.QueryInt(t, "SELECT count(*) FROM t"); n != 1 {
 		t.Errorf("the new primary has %d rows, want 1", n)
 	}
+}
+
+// TestPoolTermChangeBeforeCommit: when the topology names another primary
+// while fn runs, the transaction is rolled back and run on the new one.
+func TestPoolTermChangeBeforeCommit(t *testing.T) {
+	a, b, src := twoServers(t)
+	p := open(t, failover.Config{Source: src})
+	moveDuringWrite(t, p, a, b, func(pgx.Tx) error {
+		src <- failover.Topology{Term: 2, Primary: node(b)}
+		pgtest.Eventually(t, 10*time.Second, func() error {
+			if p.Topology().Term != 2 {
+				return errors.New("the pool has not seen term 2 yet")
+			}
+			return nil
+		})
+		return nil
+	})
+}
+
+// TestPoolCutsCallsOnReplacedPrimary: a call stuck on the primary (here a
+// query that would run for an hour, as on a hung or cut-off server) is cut
+// off when the topology names another primary, and runs again there:
+// Write does not wait for the old server or for its FailoverTimeout.
+func TestPoolCutsCallsOnReplacedPrimary(t *testing.T) {
+	a, b, src := twoServers(t)
+	p := open(t, failover.Config{Source: src, FailoverTimeout: time.Minute})
+	var cut error
+	moveDuringWrite(t, p, a, b, func(tx pgx.Tx) error {
+		go func() {
+			time.Sleep(200 * time.Millisecond) // the query below is under way
+			src <- failover.Topology{Term: 2, Primary: node(b)}
+		}()
+		// Without the cut, statement_timeout would end it.
+		if _, err := tx.Exec(t.Context(), "SET LOCAL statement_timeout = '20s'"); err != nil {
+			return err
+		}
+		_, cut = tx.Exec(t.Context(), "SELECT pg_sleep(3600)")
+		return cut
+	})
+	if pgErr := (*pgconn.PgError)(nil); cut == nil || errors.As(cut, &pgErr) {
+		t.Errorf("the query on the old primary ended with %v, want its connection cut", cut)
+	}
+	pgtest.Eventually(t, 10*time.Second, func() error {
+		if n := a.QueryInt(t, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep%'"); n != 0 {
+			return fmt.Errorf("the old primary still runs %d cut-off queries", n)
+		}
+		return nil
+	})
 }

@@ -17,7 +17,8 @@ import (
 //
 // fn may run more than once: when an attempt surely did not commit (the
 // connection broke or the server turned out not to be the primary before
-// COMMIT was sent, or the topology moved to another primary meanwhile), Write
+// COMMIT was sent, or the topology moved to another primary meanwhile,
+// which cuts the attempt's connection even while fn waits on it), Write
 // waits for the primary, backing off, and calls fn again in a new
 // transaction, until Config.FailoverTimeout. fn must therefore do nothing
 // outside the transaction that it cannot repeat, and must not commit or
@@ -51,18 +52,21 @@ func (p *Pool) Write(ctx context.Context, fn func(pgx.Tx) error) error {
 // errRetry marks an attempt that surely did not commit.
 var errRetry = errors.New("not committed; retrying")
 
-func (p *Pool) writeOnce(ctx context.Context, np *nodePool, fn func(pgx.Tx) error) error {
+func (p *Pool) writeOnce(callCtx context.Context, np *nodePool, fn func(pgx.Tx) error) error {
+	ctx, done := np.attempt(callCtx)
+	defer done()
 	tx, err := np.pool.Begin(ctx)
 	if err != nil {
-		if ctx.Err() != nil {
+		if callCtx.Err() != nil {
 			return err
 		}
 		return fmt.Errorf("%w: %s: %w", errRetry, np.node.Name, err)
 	}
+	defer np.cutOnRetire(tx.Conn())()
 	if err := fn(tx); err != nil {
-		broken := tx.Conn().IsClosed() || lostConnection(err) || notPrimary(err)
+		broken := tx.Conn().IsClosed() || lostConnection(err) || notPrimary(err) || np.retired.Err() != nil
 		rollback(ctx, tx)
-		if broken && ctx.Err() == nil {
+		if broken && callCtx.Err() == nil {
 			return fmt.Errorf("%w: %s: %w", errRetry, np.node.Name, err)
 		}
 		return err
@@ -116,14 +120,31 @@ func rollback(ctx context.Context, tx pgx.Tx) {
 	tx.Rollback(ctx)
 }
 
-func readOnce(ctx context.Context, np *nodePool, fn func(pgx.Tx) error) error {
-	err := pgx.BeginTxFunc(ctx, np.pool, pgx.TxOptions{AccessMode: pgx.ReadOnly}, fn)
+func readOnce(callCtx context.Context, np *nodePool, fn func(pgx.Tx) error) error {
+	ctx, done := np.attempt(callCtx)
+	defer done()
+	err := readTx(ctx, np, fn)
 	// A pool retired by a topology change between picking and acquiring
-	// is closed: try the new topology.
-	if err != nil && ctx.Err() == nil && (lostConnection(err) || errors.Is(err, puddle.ErrClosedPool)) {
+	// is closed, or the change ended the call: try the new topology.
+	if err != nil && callCtx.Err() == nil && (lostConnection(err) || errors.Is(err, puddle.ErrClosedPool) || np.retired.Err() != nil) {
 		return fmt.Errorf("%w: %s: %w", errRetry, np.node.Name, err)
 	}
 	return err
+}
+
+// readTx runs fn in a read-only transaction on np, cut off if np is
+// retired meanwhile.
+func readTx(ctx context.Context, np *nodePool, fn func(pgx.Tx) error) error {
+	tx, err := np.pool.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return err
+	}
+	defer np.cutOnRetire(tx.Conn())()
+	if err := fn(tx); err != nil {
+		rollback(ctx, tx)
+		return err
+	}
+	return tx.Commit(ctx)
 }
 
 // errTimedOut is the cause of a call's context when FailoverTimeout ends
