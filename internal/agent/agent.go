@@ -66,7 +66,11 @@ type Options struct {
 	// Watchdog is the Linux watchdog device armed while this node leads
 	// (docs/ha.md); WatchdogMode "" or WatchdogOff leaves it alone.
 	Watchdog, WatchdogMode string
-	Logger                 *slog.Logger
+	// InjectFault, when set, enables POST /drill/fault: it starts the
+	// process that hangs or kills this node (fault.go). It must return
+	// before that process acts.
+	InjectFault func(Fault) error
+	Logger      *slog.Logger
 }
 
 // fenceName is a synchronous standby name no standby has: naming it makes

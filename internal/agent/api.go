@@ -51,6 +51,7 @@ func (a *Agent) startAPI() error {
 	mux.Handle("GET /metrics", a.metricsHandler())
 	mux.HandleFunc("POST /failsafe", a.auth(a.handleFailsafe))
 	mux.HandleFunc("POST /switchover", a.auth(a.handleSwitchover))
+	mux.HandleFunc("POST /drill/fault", a.auth(a.handleFault))
 	ln, err := net.Listen("tcp", a.o.APIListen)
 	if err != nil {
 		return fmt.Errorf("REST API: %w", err)

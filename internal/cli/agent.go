@@ -24,6 +24,8 @@ func (a *app) newAgentCmd() *cobra.Command {
 	var node string
 	var endpoints []string
 	var peerPG, peerAPI map[string]string
+	var drillFaults bool
+	var pidFile string
 	cmd := &cobra.Command{
 		Use:   "agent --plan bulwark.yaml --node NAME",
 		Short: "Run the HA agent beside one PostgreSQL node",
@@ -61,6 +63,14 @@ func (a *app) newAgentCmd() *cobra.Command {
 				return err
 			}
 			o.Store = store
+			if drillFaults {
+				o.InjectFault = injectFault
+			}
+			if pidFile != "" {
+				if err := writePIDFile(pidFile); err != nil {
+					return err
+				}
+			}
 			o.Logger = slog.New(slog.NewJSONHandler(a.stderr, &slog.HandlerOptions{Level: a.level}))
 			ag, err := agent.New(o)
 			if err != nil {
@@ -73,8 +83,22 @@ func (a *app) newAgentCmd() *cobra.Command {
 	cmd.Flags().StringSliceVar(&endpoints, "etcd-endpoints", nil, "reach etcd at these URLs instead of the plan's (the same cluster, through a proxy)")
 	cmd.Flags().StringToStringVar(&peerPG, "peer-pg", nil, "reach another node's PostgreSQL at NODE=HOST:PORT instead of the plan's address (through a proxy; replication, rewind, clone)")
 	cmd.Flags().StringToStringVar(&peerAPI, "peer-api", nil, "reach another node's agent at NODE=HOST:PORT instead of the plan's api address")
+	cmd.Flags().BoolVar(&drillFaults, "drill-faults", false, "let drills hang, crash or kill this node through POST /drill/fault (bulwark drill run --faults agents)")
+	cmd.Flags().StringVar(&pidFile, "pid-file", "", "write the agent's PID to this file")
 	cmd.MarkFlagRequired("node")
 	return cmd
+}
+
+// writePIDFile writes this process's PID to path, atomically.
+func writePIDFile(path string) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+		return fmt.Errorf("--pid-file: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("--pid-file: %w", err)
+	}
+	return nil
 }
 
 // clusterPlan returns the plan and its cluster section, or a usage error.

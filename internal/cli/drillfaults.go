@@ -24,6 +24,18 @@ type localFaults struct {
 
 var _ drill.Faults = (*localFaults)(nil)
 
+// isLocalLayout says whether the plan sits in a directory bulwark up laid
+// out: DIR/NODE/agent.pid for every node.
+func isLocalLayout(p *plan.Plan) bool {
+	dir := filepath.Dir(p.Path)
+	for _, n := range p.Cluster.Nodes {
+		if _, err := os.Stat(filepath.Join(dir, n.Name, "agent.pid")); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
 // newLocalFaults checks that the plan's cluster was laid out by bulwark up.
 func newLocalFaults(a *app, p *plan.Plan) (*localFaults, error) {
 	dir := filepath.Dir(p.Path)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/bulwarkdb/bulwark/internal/agent"
 	"github.com/bulwarkdb/bulwark/internal/drill"
 	"github.com/bulwarkdb/bulwark/internal/plan"
 	"github.com/bulwarkdb/bulwark/pkg/failover"
@@ -23,6 +24,8 @@ type drillFlags struct {
 	timeout  time.Duration
 	repo     repoFlags // restore-test: the repository to restore from
 	scratch  string    // restore-test: where the restored copies go
+	faults   string    // local, agents, or "" for local when the cluster is bulwark up's
+	hold     time.Duration
 }
 
 // errDrillFailed is returned when a drill ran but missed a target or a
@@ -37,7 +40,9 @@ func (a *app) newDrillRunCmd() *cobra.Command {
 		Long: "Run a write workload of numbered writes (through the client library, or --via a proxy's\n" +
 			"read-write address), inject the scenario's fault, wait for the cluster to recover and heal,\n" +
 			"then check what survived. Scenarios: " + strings.Join(drill.Scenarios, ", ") + ".\n" +
-			"Faults are injected into processes on this machine (a cluster made by bulwark up).\n" +
+			"Faults are injected into processes on this machine (--faults local, a cluster made by\n" +
+			"bulwark up), or by the nodes' agents (--faults agents: agents started with --drill-faults,\n" +
+			"on any host; primary-crash, node-loss, primary-hang, replica-loss, switchover).\n" +
 			"restore-test runs no workload: it restores the newest backup, then a point in time,\n" +
 			"into --scratch, starts and checks each copy (amcheck, row counts) and times it.\n" +
 			"Results and reports go to the plan's drills.history directory.\n" +
@@ -51,8 +56,46 @@ func (a *app) newDrillRunCmd() *cobra.Command {
 	cmd.Flags().DurationVar(&f.timeout, "timeout", 2*time.Minute, "longest wait for the cluster to recover or heal, per run")
 	f.repo.register(cmd)
 	cmd.Flags().StringVar(&f.scratch, "scratch", "", "restore-test: directory for the restored copies, removed after each check (default: the system's temporary directory)")
+	cmd.Flags().StringVar(&f.faults, "faults", "", "who injects the faults: local (signals to bulwark up's processes on this machine) or agents (POST /drill/fault to each node's agent); default local when the plan's directory is bulwark up's, else agents")
+	cmd.Flags().DurationVar(&f.hold, "fault-hold", 0, "--faults agents: how long a hung or lost node stays so before its agent's helper brings it back (default 2 × TTL + 4s)")
 	cmd.MarkFlagRequired("scenario")
 	return cmd
+}
+
+// drillFaults picks who injects the drill's faults.
+func (a *app) drillFaults(p *plan.Plan, f drillFlags) (drill.Faults, error) {
+	mode := f.faults
+	if mode == "" {
+		mode = "agents"
+		if isLocalLayout(p) {
+			mode = "local"
+		}
+	}
+	switch mode {
+	case "local":
+		faults, err := newLocalFaults(a, p)
+		if err != nil {
+			return nil, err
+		}
+		if f.scenario == drill.NetworkPartition && !faults.linked() {
+			return nil, usageError{errors.New("network-partition cuts a node's links to etcd and to its peers, and this cluster has none: create it with bulwark up --links")}
+		}
+		return faults, nil
+	case "agents":
+		switch f.scenario {
+		case drill.NetworkPartition, drill.EtcdMemberLoss:
+			return nil, usageError{fmt.Errorf("%s: the agents cannot inject it; it needs --faults local on a cluster made by bulwark up", f.scenario)}
+		}
+		hold := f.hold
+		if hold == 0 {
+			hold = 2*p.Cluster.TTL + 4*time.Second
+		}
+		if hold < 0 || hold > agent.MaxFaultHold {
+			return nil, usageError{fmt.Errorf("--fault-hold %s: want up to %s", f.hold, agent.MaxFaultHold)}
+		}
+		return newAgentFaults(p.Cluster, hold)
+	}
+	return nil, usageError{fmt.Errorf("--faults %q: want local or agents", f.faults)}
 }
 
 func (a *app) drillRun(ctx context.Context, f drillFlags) error {
@@ -69,12 +112,9 @@ func (a *app) drillRun(ctx context.Context, f drillFlags) error {
 	if f.scenario == drill.EtcdMemberLoss && len(c.Etcd.Endpoints) < 3 {
 		return usageError{fmt.Errorf("etcd-member-loss needs an etcd cluster of 3 or more members, and the plan names %d endpoint(s) (bulwark up --etcd-members 3)", len(c.Etcd.Endpoints))}
 	}
-	faults, err := newLocalFaults(a, p)
+	faults, err := a.drillFaults(p, f)
 	if err != nil {
 		return err
-	}
-	if f.scenario == drill.NetworkPartition && !faults.linked() {
-		return usageError{errors.New("network-partition cuts a node's links to etcd and to its peers, and this cluster has none: create it with bulwark up --links")}
 	}
 	store, err := a.openClusterStore(c)
 	if err != nil {

@@ -102,6 +102,7 @@ func (a *app) newRootCmd() *cobra.Command {
 	pf.StringVar(&a.planPath, "plan", "", "DR plan file (bulwark.yaml); env BULWARK_PLAN")
 	pf.StringVarP(&a.output, "output", "o", "text", "output format: text or json")
 	pf.StringVar(&a.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	root.AddCommand(a.newFaultHelperCmd())
 	root.AddCommand(a.newRepoCmd(), a.newBackupCmd(), a.newRestoreCmd(), a.newWalCmd(), a.newStatusCmd(), a.newExpireCmd(), a.newScheduleCmd(), a.newPlanCmd(),
 		a.newAgentCmd(), a.newClusterCmd(), a.newUpCmd(), a.newDownCmd(), a.newEtcdCmd(), a.newLinkCmd(), a.newProxyCmd(), a.newDrillCmd())
 	return root

@@ -546,7 +546,10 @@ func (a *app) startLocalAgent(dir string, p *plan.Plan, n plan.Node) error {
 			}
 		}
 	}
-	argv := []string{"agent", "--plan", p.Path, "--node", n.Name}
+	// Drills on this cluster may also inject faults through the agents
+	// (drill run --faults agents); the agent keeps its PID file, which
+	// changes when a node-loss drill starts it again.
+	argv := []string{"agent", "--plan", p.Path, "--node", n.Name, "--drill-faults", "--pid-file", filepath.Join(nodeDir, "agent.pid")}
 	links, err := startLinks(dir, p.Cluster, n.Name)
 	if err != nil {
 		return err

@@ -200,6 +200,52 @@ func TestDrillNetworkPartition(t *testing.T) {
 	}
 }
 
+// TestDrillThroughAgents: the agents inject the faults (--faults agents,
+// POST /drill/fault), as on a cluster on other hosts: the drill knows
+// nothing of the nodes' processes. Each fault passes with nothing lost;
+// a lost node's agent comes back by itself (a new PID in its PID file,
+// which bulwark down then stops), and faults the agents cannot inject are
+// refused.
+func TestDrillThroughAgents(t *testing.T) {
+	c := startCluster(t, "--replication", "sync", "--crash-restarts", "0")
+	c.waitSync(60 * time.Second)
+	agentPIDs := func() map[string]string {
+		m := map[string]string{}
+		for _, n := range []string{"n1", "n2", "n3"} {
+			data, _ := os.ReadFile(filepath.Join(c.dir, n, "agent.pid"))
+			m[n] = strings.TrimSpace(string(data))
+		}
+		return m
+	}
+	for _, s := range []string{drill.NodeLoss, drill.PrimaryHang, drill.PrimaryCrash, drill.ReplicaLoss} {
+		pids := agentPIDs()
+		res := c.drill(0, "--scenario", s, "--faults", "agents", "--fault-hold", "8s")
+		r := res.Runs[0]
+		t.Logf("%s: %s -> %s, detection %.3fs, failover %.3fs, client RTO %.3fs, %d acked, %d lost, %d unknown",
+			s, r.OldPrimary, r.NewPrimary, r.DetectionS, r.FailoverS, r.ClientRTOS, r.AckedWrites, r.AckedLost, r.Unknown)
+		if !r.Passed || r.AckedLost != 0 || r.SplitBrain || !r.Consistent || !r.Rejoined || r.AckedWrites == 0 {
+			t.Errorf("%s: %+v", s, r)
+		}
+		if s != drill.ReplicaLoss && r.NewPrimary == r.OldPrimary {
+			t.Errorf("%s: the primary did not change (%s)", s, r.OldPrimary)
+		}
+		if s == drill.NodeLoss || s == drill.ReplicaLoss {
+			lost := r.OldPrimary
+			for _, ev := range r.Events {
+				if ev.Kind == "fault" {
+					_, lost, _ = strings.Cut(ev.Detail, " on ")
+				}
+			}
+			if now := agentPIDs(); now[lost] == pids[lost] || now[lost] == "" {
+				t.Errorf("%s: %s's agent PID file says %q before and %q after", s, lost, pids[lost], now[lost])
+			}
+		}
+	}
+	if r := c.e.run(c.drillArgs("--scenario", drill.NetworkPartition, "--faults", "agents")...); r.code != 2 || !strings.Contains(r.stderr, "--faults local") {
+		t.Errorf("network-partition through the agents: exit %d, want 2: %s", r.code, r.stderr)
+	}
+}
+
 // TestDrillEtcdMemberLoss: with three etcd members, kill -9 of etcd's
 // leader under the workload moves no primary and loses no write; the
 // member is restarted and rejoins, and bulwark down stops every member.
