@@ -3,7 +3,10 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"io/fs"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -368,4 +371,108 @@ func (c *haCluster) walReceivers(st haStatus) []int {
 		c.t.Fatalf("found %d WAL receivers, want %d", len(receivers), len(st.Members)-1)
 	}
 	return receivers
+}
+
+// TestDrillCatchesSplitBrain: a fault that lets two nodes take writes must
+// be reported as split brain. On an async cluster, a primary-hang that
+// spares PostgreSQL: the agents inject it (--faults agents) for 8 s, and
+// the test lets the postmaster and its backends go the moment they are
+// stopped, so only the agent hangs and nothing fences the server. The
+// client reaches every node (a relay that hands each new connection to a
+// node picked at random and ends it after 50 ms, as a stale DNS name
+// might). The old primary then keeps acknowledging writes after the new
+// one took its first, until its agent wakes up and demotes it. The drill
+// must fail and name those writes.
+func TestDrillCatchesSplitBrain(t *testing.T) {
+	c := startCluster(t, "--crash-restarts", "0")
+	st := c.waitHealthy(30 * time.Second)
+	var addrs []string
+	for _, m := range st.Members {
+		for _, kv := range strings.Fields(m.Conn) {
+			if port, ok := strings.CutPrefix(kv, "port="); ok {
+				addrs = append(addrs, "127.0.0.1:"+port)
+			}
+		}
+	}
+	via := randomRelay(t, addrs, 50*time.Millisecond)
+
+	agentPID, pm := c.agent(st.Leader), c.postmaster(st.Leader)
+	spared := make(chan error, 1)
+	go func() { spared <- spareServer(agentPID, pm, 2*time.Minute) }()
+	args := []string{"--scenario", drill.PrimaryHang, "--faults", "agents", "--fault-hold", "8s", "--via", via}
+	r := c.e.run(c.drillArgs(args...)...)
+	if err := <-spared; err != nil {
+		t.Fatal(err)
+	}
+	res := c.drillResult(r, 5, args)
+	run := res.Runs[0]
+	t.Logf("%s -> %s: %d acked, %d lost, split brain %v (%d writes, from seq %v), failures %q",
+		run.OldPrimary, run.NewPrimary, run.AckedWrites, run.AckedLost, run.SplitBrain, len(run.SplitBrainWrites), run.SplitBrainWrites[:min(3, len(run.SplitBrainWrites))], run.Failures)
+	if res.Passed || run.Passed || !run.SplitBrain || len(run.SplitBrainWrites) == 0 || run.OldPrimary != st.Leader || run.NewPrimary == st.Leader {
+		t.Errorf("want a failed run with split brain between %s and a new primary: %+v", st.Leader, run)
+	}
+	if !slices.ContainsFunc(run.Failures, func(f string) bool { return strings.Contains(f, "split brain") }) {
+		t.Errorf("the failures do not say split brain: %q", run.Failures)
+	}
+}
+
+// spareServer waits until the agent and the postmaster are both stopped
+// (SIGSTOP), then continues the postmaster and its children: only the
+// agent stays hung.
+func spareServer(agentPID, pm int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for !stopped(agentPID) || !stopped(pm) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the drill did not stop agent %d and postmaster %d within %s", agentPID, pm, timeout)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	for _, pid := range append([]int{pm}, pg.ChildPIDs(pm)...) {
+		syscall.Kill(pid, syscall.SIGCONT)
+	}
+	return nil
+}
+
+// stopped reports whether process pid is stopped by a signal.
+func stopped(pid int) bool {
+	data, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return false
+	}
+	// pid (comm) STATE ...: comm may hold spaces, not ')'.
+	_, rest, ok := strings.Cut(string(data), ") ")
+	return ok && strings.HasPrefix(rest, "T")
+}
+
+// randomRelay listens on loopback and relays each connection to one of
+// addrs picked at random, ending it after life. (Not in turn: a client's
+// cancel request, SSLRequest and startup take three connections, and in
+// turn they would land on the same nodes every time.)
+func randomRelay(t *testing.T, addrs []string, life time.Duration) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			client, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func(addr string) {
+				defer client.Close()
+				server, err := net.DialTimeout("tcp", addr, time.Second)
+				if err != nil {
+					return
+				}
+				defer server.Close()
+				end := time.AfterFunc(life, func() { client.Close(); server.Close() })
+				defer end.Stop()
+				go func() { io.Copy(server, client); server.Close() }()
+				io.Copy(client, server)
+			}(addrs[rand.IntN(len(addrs))])
+		}
+	}()
+	return ln.Addr().String()
 }
