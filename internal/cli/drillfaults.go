@@ -95,21 +95,19 @@ func (f *localFaults) Freeze(name string) error { return f.signalNode(name, sysc
 func (f *localFaults) Thaw(name string) error { return f.signalNode(name, syscall.SIGCONT) }
 
 func (f *localFaults) signalNode(name string, sig syscall.Signal) error {
-	var pids []int
-	if pid, err := f.agent(name); err == nil {
-		pids = append(pids, pid)
-	}
-	if pm, err := f.postmaster(name); err == nil {
-		pids = append(append(pids, pm), pg.ChildPIDs(pm)...)
-	}
-	if len(pids) == 0 {
+	agent, aerr := f.agent(name)
+	pm, perr := f.postmaster(name)
+	if aerr != nil && perr != nil {
 		return fmt.Errorf("%s has no running process", name)
 	}
 	var errs []error
-	for _, pid := range pids {
-		if err := syscall.Kill(pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
+	if aerr == nil {
+		if err := syscall.Kill(agent, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
 			errs = append(errs, err)
 		}
+	}
+	if perr == nil {
+		errs = append(errs, pg.SignalServer(pm, sig))
 	}
 	return errors.Join(errs...)
 }

@@ -130,24 +130,36 @@ func (a *app) drillRun(ctx context.Context, f drillFlags) error {
 		o.PITR = p.Archiving.Mode != plan.ArchiveNone
 	}
 	res, err := drill.Perform(ctx, o, f.scenario, f.runs)
-	if err != nil {
+	if err != nil && len(res.Runs) == 0 {
 		return err
+	}
+	if err != nil {
+		// Keep the runs that were done: they measured something.
+		res.Incomplete = err.Error()
 	}
 	res.Cluster, res.Service, res.Tier = c.Name, p.Service.Name, p.Service.Tier
-	if err := a.keepDrill(p, &res); err != nil {
-		return err
+	if kerr := a.keepDrill(p, &res); kerr != nil {
+		return errors.Join(err, kerr)
 	}
-	if a.json() {
-		if err := json.NewEncoder(a.stdout).Encode(res); err != nil {
-			return err
-		}
-	} else if err := drill.WriteText(a.stdout, res); err != nil {
+	if err != nil {
+		a.printDrill(res)
+		return fmt.Errorf("%w (the %d run(s) before it are kept in the drill history as %s)", err, len(res.Runs), res.ID)
+	}
+	if err := a.printDrill(res); err != nil {
 		return err
 	}
 	if !res.Passed {
 		return &exitError{code: 5, err: errDrillFailed}
 	}
 	return nil
+}
+
+// printDrill writes the result as JSON or as the terminal summary.
+func (a *app) printDrill(res drill.Result) error {
+	if a.json() {
+		return json.NewEncoder(a.stdout).Encode(res)
+	}
+	return drill.WriteText(a.stdout, res)
 }
 
 // keepDrill summarises the result, renders its reports and saves it in

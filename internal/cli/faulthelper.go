@@ -78,15 +78,9 @@ func (a *app) newFaultHelperCmd() *cobra.Command {
 // hangNode stops the agent, the postmaster and its children for hold, as
 // a hung machine would, then lets them go on.
 func hangNode(agentPID, pm int, hold time.Duration) error {
-	pids := append([]int{agentPID, pm}, pg.ChildPIDs(pm)...)
-	for _, pid := range pids {
-		syscall.Kill(pid, syscall.SIGSTOP)
-	}
+	err := errors.Join(syscall.Kill(agentPID, syscall.SIGSTOP), pg.SignalServer(pm, syscall.SIGSTOP))
 	time.Sleep(hold)
-	for _, pid := range pids {
-		syscall.Kill(pid, syscall.SIGCONT)
-	}
-	return nil
+	return errors.Join(err, syscall.Kill(agentPID, syscall.SIGCONT), pg.SignalServer(pm, syscall.SIGCONT))
 }
 
 // loseNode kill -9s the agent and the postmaster, as a lost machine would

@@ -212,6 +212,9 @@ func newView(r Result) view {
 		Date: r.Started.UTC().Format("2006-01-02 15:04:05 UTC")}
 	v.Subtitle = fmt.Sprintf("service %s (tier %d), cluster %s, %s, %d run%s in %s", dash(r.Service), r.Tier, dash(r.Cluster),
 		v.Date, len(r.Runs), plural(len(r.Runs)), r.Finished.Sub(r.Started).Round(time.Second))
+	if r.Incomplete != "" {
+		v.Subtitle += "; incomplete: " + r.Incomplete
+	}
 	v.Targets, v.Runs, v.Stats = targetsTable(r), runsTable(r).aligned(), statsTable(r).aligned()
 	for i, run := range r.Runs {
 		v.Details = append(v.Details, newRunView(r.Scenario, i+1, run))

@@ -40,6 +40,10 @@ type Result struct {
 	// reconnect_s, restore_s.
 	Stats  map[string]Stat `json:"stats"`
 	Passed bool            `json:"passed"` // every run's checker passed and every target was met
+	// Incomplete says why a run could not be carried out (the cluster
+	// never became healthy, a fault could not be injected): the runs
+	// before it are kept, and the drill does not pass.
+	Incomplete string `json:"incomplete,omitempty"`
 	// Reports are the paths of the rendered reports (html, md, json).
 	Reports map[string]string `json:"reports,omitempty"`
 }

@@ -51,9 +51,10 @@ type Options struct {
 var Scenarios = []string{PrimaryCrash, NodeLoss, PrimaryHang, NetworkPartition, ReplicaLoss, EtcdMemberLoss, Switchover, RestoreTest}
 
 // Perform runs scenario n times and returns the result, summarised against
-// the plan's objectives. An error means the drill could not run (the
-// cluster never became healthy, a fault could not be injected), not that
-// it failed: that is Result.Passed.
+// the plan's objectives. An error means a run could not be carried out
+// (the cluster never became healthy, a fault could not be injected), not
+// that it failed: that is Result.Passed. The result then holds the runs
+// done before it.
 func Perform(ctx context.Context, o Options, scenario string, n int) (Result, error) {
 	if !slices.Contains(Scenarios, scenario) {
 		return Result{}, fmt.Errorf("unknown scenario %q (known: %v)", scenario, Scenarios)
@@ -70,6 +71,7 @@ func Perform(ctx context.Context, o Options, scenario string, n int) (Result, er
 		o.Logger.Info("drill run", "scenario", scenario, "run", i+1, "of", n)
 		run, err := runOnce(ctx, o, scenario, fmt.Sprintf("%s-%d", res.ID, i+1))
 		if err != nil {
+			res.Finished = time.Now().UTC()
 			return res, fmt.Errorf("run %d: %w", i+1, err)
 		}
 		res.Runs = append(res.Runs, run)

@@ -68,7 +68,7 @@ func Summarize(r *Result, rto, rpo time.Duration) {
 	if r.Scenario != RestoreTest { // a restore test has no workload to lose writes of
 		r.Targets = append(r.Targets, rpoTarget(r.Runs, rpo))
 	}
-	r.Passed = len(r.Runs) > 0
+	r.Passed = len(r.Runs) > 0 && r.Incomplete == ""
 	for _, run := range r.Runs {
 		r.Passed = r.Passed && run.Passed
 	}

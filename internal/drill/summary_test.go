@@ -1,6 +1,7 @@
 package drill
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -87,5 +88,19 @@ func TestSummarize(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestSummarizeIncomplete: runs done before one that could not be carried
+// out are summarised, but the drill does not pass, and says why.
+func TestSummarizeIncomplete(t *testing.T) {
+	r := Result{Scenario: NodeLoss, Incomplete: "run 2: cluster not healthy before the fault",
+		Runs: []Run{{Passed: true, ClientRTOS: 3}}}
+	Summarize(&r, time.Minute, 0)
+	if r.Passed || r.Stats[FigClientRTO].Max != 3 {
+		t.Errorf("passed %v, stats %+v: want a failed drill with the first run's figures", r.Passed, r.Stats)
+	}
+	if v := newView(r); !strings.Contains(v.Subtitle, "incomplete: run 2: cluster not healthy") {
+		t.Errorf("subtitle %q does not say the drill is incomplete", v.Subtitle)
 	}
 }

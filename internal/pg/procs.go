@@ -2,6 +2,7 @@ package pg
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -16,12 +17,48 @@ func Alive(pid int) bool {
 	if pid <= 0 || syscall.Kill(pid, 0) != nil {
 		return false
 	}
+	state, ok := procState(pid)
+	return !ok || state != 'Z' // no /proc: trust kill
+}
+
+// Stopped reports whether process pid is stopped by a signal (SIGSTOP).
+func Stopped(pid int) bool {
+	state, ok := procState(pid)
+	return ok && state == 'T'
+}
+
+// procState is the state letter /proc/PID/stat gives.
+func procState(pid int) (byte, bool) {
 	stat, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
 	if err != nil {
-		return true // no /proc: trust kill
+		return 0, false
 	}
+	// pid (comm) state ...: comm may hold spaces and ')'.
 	i := bytes.LastIndexByte(stat, ')')
-	return !(i > 0 && i+2 < len(stat) && stat[i+2] == 'Z')
+	if i <= 0 || i+2 >= len(stat) {
+		return 0, false
+	}
+	return stat[i+2], true
+}
+
+// SignalServer sends sig to a postmaster, then to its children (backends
+// and auxiliary processes), listed only once the postmaster has it: a
+// stopped postmaster forks no backend the list would miss. A process
+// gone meanwhile is no error.
+func SignalServer(pm int, sig syscall.Signal) error {
+	errs := []error{signal(pm, sig)}
+	for _, pid := range ChildPIDs(pm) {
+		errs = append(errs, signal(pid, sig))
+	}
+	return errors.Join(errs...)
+}
+
+// signal sends sig to pid; a process already gone is no error.
+func signal(pid int, sig syscall.Signal) error {
+	if err := syscall.Kill(pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return err
+	}
+	return nil
 }
 
 // ChildPIDs lists the processes whose parent is pid (a postmaster's

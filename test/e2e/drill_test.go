@@ -416,32 +416,18 @@ func TestDrillCatchesSplitBrain(t *testing.T) {
 	}
 }
 
-// spareServer waits until the agent and the postmaster are both stopped
-// (SIGSTOP), then continues the postmaster and its children: only the
-// agent stays hung.
+// spareServer waits until the agent, the postmaster and all its children
+// are stopped (SIGSTOP), then continues the postmaster and its children:
+// only the agent stays hung.
 func spareServer(agentPID, pm int, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
-	for !stopped(agentPID) || !stopped(pm) {
+	for !pg.Stopped(agentPID) || !pg.Stopped(pm) || slices.ContainsFunc(pg.ChildPIDs(pm), func(pid int) bool { return !pg.Stopped(pid) }) {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("the drill did not stop agent %d and postmaster %d within %s", agentPID, pm, timeout)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	for _, pid := range append([]int{pm}, pg.ChildPIDs(pm)...) {
-		syscall.Kill(pid, syscall.SIGCONT)
-	}
-	return nil
-}
-
-// stopped reports whether process pid is stopped by a signal.
-func stopped(pid int) bool {
-	data, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
-	if err != nil {
-		return false
-	}
-	// pid (comm) STATE ...: comm may hold spaces, not ')'.
-	_, rest, ok := strings.Cut(string(data), ") ")
-	return ok && strings.HasPrefix(rest, "T")
+	return pg.SignalServer(pm, syscall.SIGCONT)
 }
 
 // randomRelay listens on loopback and relays each connection to one of
