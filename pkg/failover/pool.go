@@ -50,6 +50,9 @@ type Pool struct {
 	closed   bool
 	primary  *nodePool
 	replicas map[string]*nodePool
+	// orphans are primary pools retired while the topology named no
+	// primary: their calls are cut if another node is named next.
+	orphans []*nodePool
 
 	stop context.CancelFunc
 	done chan struct{}
@@ -61,34 +64,35 @@ type nodePool struct {
 	node Node
 	term uint64
 	pool *pgxpool.Pool
-	// retired ends when a topology change takes the node's role away:
-	// calls in flight on it are abandoned then (attempt).
-	retired context.Context
-	retire  context.CancelFunc
+	// replaced ends when the topology names another node primary: calls
+	// in flight on this one are cut off then (attempt, cutOnReplace).
+	replaced context.Context
+	replace  context.CancelFunc
 }
 
-// errRetired is the cause of an attempt's context when the topology takes
-// its node's role away while it runs.
-var errRetired = errors.New("the node lost its role")
+// errReplaced is the cause of an attempt's context when the topology
+// names another primary while it runs.
+var errReplaced = errors.New("another node is the primary")
 
-// attempt returns ctx, ended also when np is retired: a Begin waiting on
-// a primary that another node replaced, hung or cut off, returns at once
-// instead of when its TCP connection times out.
+// attempt returns ctx, ended also when np's node is replaced as the
+// primary: a Begin waiting on a primary that another node replaced, hung
+// or cut off, returns at once instead of when its TCP connection times
+// out.
 func (np *nodePool) attempt(ctx context.Context) (context.Context, func()) {
 	actx, cancel := context.WithCancelCause(ctx)
-	stop := context.AfterFunc(np.retired, func() { cancel(errRetired) })
+	stop := context.AfterFunc(np.replaced, func() { cancel(errReplaced) })
 	return actx, func() {
 		stop()
 		cancel(nil)
 	}
 }
 
-// cutOnRetire closes conn's network connection if np is retired before
-// stop is called, as the proxy closes its clients' connections to a
-// demoted primary: a call in flight on it fails at once, whatever
-// context the caller's function passes to its queries.
-func (np *nodePool) cutOnRetire(conn *pgx.Conn) (stop func() bool) {
-	return context.AfterFunc(np.retired, func() { conn.PgConn().Conn().Close() })
+// cutOnReplace closes conn's network connection if np's node is replaced
+// as the primary before stop is called, as the proxy closes its clients'
+// connections to a demoted primary: a call in flight on it fails at once,
+// whatever context the caller's function passes to its queries.
+func (np *nodePool) cutOnReplace(conn *pgx.Conn) (stop func() bool) {
+	return context.AfterFunc(np.replaced, func() { conn.PgConn().Conn().Close() })
 }
 
 // Open starts following cfg.Source and returns once the first topology
@@ -156,7 +160,6 @@ func (p *Pool) Close() {
 	close(p.changed)
 	p.mu.Unlock()
 	for _, np := range pools {
-		np.retire()
 		np.pool.Close()
 	}
 }
@@ -169,8 +172,11 @@ func (p *Pool) Topology() Topology {
 }
 
 // apply installs a new topology: pools of nodes that lost their role are
-// closed (in the background: Close waits for connections in use, and a
-// write in flight on a demoted primary fails on its own).
+// closed (in the background: Close waits for connections in use). Calls
+// in flight on a primary's pool are cut off once the topology names
+// another node primary; a topology without a primary (a failed probe, an
+// election under way) cuts nothing, and if the same node is named again
+// its calls go on.
 func (p *Pool) apply(t Topology) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -180,7 +186,16 @@ func (p *Pool) apply(t Topology) {
 	var retired []*nodePool
 	if p.primary != nil && (t.Primary == nil || t.Primary.Addr != p.primary.node.Addr || t.Term != p.primary.term) {
 		retired = append(retired, p.primary)
+		p.orphans = append(p.orphans, p.primary)
 		p.primary = nil
+	}
+	if t.Primary != nil {
+		for _, np := range p.orphans {
+			if np.node.Addr != t.Primary.Addr {
+				np.replace()
+			}
+		}
+		p.orphans = nil
 	}
 	keep := map[string]bool{}
 	for _, r := range t.Replicas {
@@ -199,7 +214,6 @@ func (p *Pool) apply(t Topology) {
 	close(p.changed)
 	p.changed = make(chan struct{})
 	for _, np := range retired {
-		np.retire()
 		go np.pool.Close()
 	}
 }
@@ -283,8 +297,8 @@ func (p *Pool) newNodePool(n Node, term uint64, primary bool) (*nodePool, error)
 	if err != nil {
 		return nil, fmt.Errorf("failover: node %s: %w", n.Name, err)
 	}
-	retired, retire := context.WithCancel(context.Background())
-	return &nodePool{node: n, term: term, pool: pool, retired: retired, retire: retire}, nil
+	replaced, replace := context.WithCancel(context.Background())
+	return &nodePool{node: n, term: term, pool: pool, replaced: replaced, replace: replace}, nil
 }
 
 // checkPrimary refuses a connection to a server that does not take writes.

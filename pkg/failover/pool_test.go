@@ -251,16 +251,25 @@ func TestPoolTermChangeBeforeCommit(t *testing.T) {
 
 // TestPoolCutsCallsOnReplacedPrimary: a call stuck on the primary (here a
 // query that would run for an hour, as on a hung or cut-off server) is cut
-// off when the topology names another primary, and runs again there:
-// Write does not wait for the old server or for its FailoverTimeout.
+// off when the topology names another primary, and runs again there. A
+// topology that names no primary in between cuts nothing.
 func TestPoolCutsCallsOnReplacedPrimary(t *testing.T) {
 	a, b, src := twoServers(t)
 	p := open(t, failover.Config{Source: src, FailoverTimeout: time.Minute})
 	var cut error
+	const sleeping = "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(3600)'"
 	moveDuringWrite(t, p, a, b, func(tx pgx.Tx) error {
 		go func() {
-			time.Sleep(200 * time.Millisecond) // the query below is under way
-			src <- failover.Topology{Term: 2, Primary: node(b)}
+			// Once the query below is under way (no t here: not the
+			// test's goroutine; a failure shows as the query's error).
+			if conn, err := pgx.Connect(context.Background(), a.ConnString()); err == nil {
+				for n := 0; n == 0 && conn.QueryRow(context.Background(), sleeping).Scan(&n) == nil; {
+					time.Sleep(10 * time.Millisecond)
+				}
+				conn.Close(context.Background())
+			}
+			src <- failover.Topology{Term: 2} // no primary: the call goes on
+			src <- failover.Topology{Term: 3, Primary: node(b)}
 		}()
 		// Without the cut, statement_timeout would end it.
 		if _, err := tx.Exec(t.Context(), "SET LOCAL statement_timeout = '20s'"); err != nil {
@@ -272,10 +281,50 @@ func TestPoolCutsCallsOnReplacedPrimary(t *testing.T) {
 	if pgErr := (*pgconn.PgError)(nil); cut == nil || errors.As(cut, &pgErr) {
 		t.Errorf("the query on the old primary ended with %v, want its connection cut", cut)
 	}
+	// The server ends the query because pgx sends a cancel request when
+	// its connection is closed under it; the library does not promise it.
 	pgtest.Eventually(t, 10*time.Second, func() error {
-		if n := a.QueryInt(t, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep%'"); n != 0 {
+		if n := a.QueryInt(t, sleeping); n != 0 {
 			return fmt.Errorf("the old primary still runs %d cut-off queries", n)
 		}
 		return nil
 	})
+}
+
+// TestPoolKeepsCallsWhenThePrimaryStays: a topology without a primary (a
+// failed probe, say) then the same primary again cuts no call in flight.
+// (The transaction still runs again: its pool was retired, and Write
+// commits only on the current one.)
+func TestPoolKeepsCallsWhenThePrimaryStays(t *testing.T) {
+	a, _, src := twoServers(t)
+	p := open(t, failover.Config{Source: src})
+	runs := 0
+	var after error
+	err := p.Write(t.Context(), func(tx pgx.Tx) error {
+		runs++
+		if _, err := tx.Exec(t.Context(), "INSERT INTO t (id) VALUES (1)"); err != nil || runs > 1 {
+			return err
+		}
+		src <- failover.Topology{Term: 1}
+		src <- failover.Topology{Term: 1, Primary: node(a)}
+		pgtest.Eventually(t, 10*time.Second, func() error {
+			if p.Topology().Primary == nil {
+				return errors.New("the pool has not seen the primary again")
+			}
+			return nil
+		})
+		// In flight long enough for a cut, which lands in a goroutine of
+		// its own, to break it.
+		_, after = tx.Exec(t.Context(), "SELECT pg_sleep(0.5)")
+		return after
+	})
+	if err != nil {
+		t.Fatalf("Write = %v", err)
+	}
+	if after != nil {
+		t.Errorf("a query after the primary came back failed: %v", after)
+	}
+	if n := a.QueryInt(t, "SELECT count(*) FROM t"); n != 1 {
+		t.Errorf("the primary has %d rows, want 1", n)
+	}
 }

@@ -62,9 +62,9 @@ func (p *Pool) writeOnce(callCtx context.Context, np *nodePool, fn func(pgx.Tx) 
 		}
 		return fmt.Errorf("%w: %s: %w", errRetry, np.node.Name, err)
 	}
-	defer np.cutOnRetire(tx.Conn())()
+	defer np.cutOnReplace(tx.Conn())()
 	if err := fn(tx); err != nil {
-		broken := tx.Conn().IsClosed() || lostConnection(err) || notPrimary(err) || np.retired.Err() != nil
+		broken := tx.Conn().IsClosed() || lostConnection(err) || notPrimary(err)
 		rollback(ctx, tx)
 		if broken && callCtx.Err() == nil {
 			return fmt.Errorf("%w: %s: %w", errRetry, np.node.Name, err)
@@ -123,28 +123,16 @@ func rollback(ctx context.Context, tx pgx.Tx) {
 func readOnce(callCtx context.Context, np *nodePool, fn func(pgx.Tx) error) error {
 	ctx, done := np.attempt(callCtx)
 	defer done()
-	err := readTx(ctx, np, fn)
+	err := pgx.BeginTxFunc(ctx, np.pool, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		defer np.cutOnReplace(tx.Conn())()
+		return fn(tx)
+	})
 	// A pool retired by a topology change between picking and acquiring
-	// is closed, or the change ended the call: try the new topology.
-	if err != nil && callCtx.Err() == nil && (lostConnection(err) || errors.Is(err, puddle.ErrClosedPool) || np.retired.Err() != nil) {
+	// is closed, or the change cut the call off: try the new topology.
+	if err != nil && callCtx.Err() == nil && (lostConnection(err) || errors.Is(err, puddle.ErrClosedPool) || errors.Is(context.Cause(ctx), errReplaced)) {
 		return fmt.Errorf("%w: %s: %w", errRetry, np.node.Name, err)
 	}
 	return err
-}
-
-// readTx runs fn in a read-only transaction on np, cut off if np is
-// retired meanwhile.
-func readTx(ctx context.Context, np *nodePool, fn func(pgx.Tx) error) error {
-	tx, err := np.pool.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
-	if err != nil {
-		return err
-	}
-	defer np.cutOnRetire(tx.Conn())()
-	if err := fn(tx); err != nil {
-		rollback(ctx, tx)
-		return err
-	}
-	return tx.Commit(ctx)
 }
 
 // errTimedOut is the cause of a call's context when FailoverTimeout ends
