@@ -67,9 +67,9 @@ type Options struct {
 	// (docs/ha.md); WatchdogMode "" or WatchdogOff leaves it alone.
 	Watchdog, WatchdogMode string
 	// InjectFault, when set, enables POST /drill/fault: it starts the
-	// process that hangs or kills this node (fault.go). It must return
-	// before that process acts.
-	InjectFault func(Fault) error
+	// process that hangs or kills this node (fault.go), which waits for
+	// act: the agent calls it once its answer is sent.
+	InjectFault func(Fault) (act func(), err error)
 	Logger      *slog.Logger
 }
 

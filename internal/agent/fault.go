@@ -72,9 +72,16 @@ func (a *Agent) handleFault(w http.ResponseWriter, r *http.Request) {
 			statusJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
 			return
 		}
-	} else if err := a.o.InjectFault(Fault{Kind: req.Fault, Hold: hold, Agent: syscall.Getpid(), Postmaster: pm}); err != nil {
+		statusJSON(w, http.StatusAccepted, map[string]string{"fault": req.Fault, "node": a.o.Self.Name})
+		return
+	}
+	act, err := a.o.InjectFault(Fault{Kind: req.Fault, Hold: hold, Agent: syscall.Getpid(), Postmaster: pm})
+	if err != nil {
 		statusJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
 		return
 	}
+	// The helper stops or kills this agent: answer first.
 	statusJSON(w, http.StatusAccepted, map[string]string{"fault": req.Fault, "node": a.o.Self.Name})
+	http.NewResponseController(w).Flush()
+	act()
 }

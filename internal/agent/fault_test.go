@@ -42,7 +42,8 @@ func TestFaultEndpoint(t *testing.T) {
 	if code, body := post("secret", `{"fault":"hang","seconds":5}`); code != http.StatusForbidden || !strings.Contains(body, "--drill-faults") {
 		t.Errorf("without InjectFault: %d %s", code, body)
 	}
-	a.o.InjectFault = func(f Fault) error { got = append(got, f); return nil }
+	acted := 0
+	a.o.InjectFault = func(f Fault) (func(), error) { got = append(got, f); return func() { acted++ }, nil }
 	for _, c := range []struct {
 		token, body string
 		code        int
@@ -61,8 +62,8 @@ func TestFaultEndpoint(t *testing.T) {
 		}
 	}
 	want := Fault{Kind: FaultHang, Hold: 5 * time.Second, Agent: os.Getpid(), Postmaster: sleeper.Process.Pid}
-	if len(got) != 1 || got[0] != want {
-		t.Errorf("InjectFault got %+v, want one %+v", got, want)
+	if len(got) != 1 || got[0] != want || acted != 1 {
+		t.Errorf("InjectFault got %+v and acted %d times, want one %+v, acted once", got, acted, want)
 	}
 	os.Remove(filepath.Join(data, "postmaster.pid"))
 	if code, body := post("secret", `{"fault":"crash"}`); code != http.StatusConflict || !strings.Contains(body, "not running") {

@@ -64,7 +64,7 @@ func (a *app) newAgentCmd() *cobra.Command {
 			}
 			o.Store = store
 			if drillFaults {
-				o.InjectFault = injectFault
+				o.InjectFault = injectFault(pidFile)
 			}
 			if pidFile != "" {
 				if err := writePIDFile(pidFile); err != nil {

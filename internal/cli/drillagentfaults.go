@@ -80,7 +80,7 @@ func (f *agentFaults) ask(node, fault string, hold time.Duration) error {
 	}
 	if hold > 0 {
 		f.mu.Lock()
-		f.ends[node] = time.Now().Add(hold + faultDelay)
+		f.ends[node] = time.Now().Add(hold + time.Second) // and the helper's own start and stop
 		f.mu.Unlock()
 	}
 	return nil

@@ -25,27 +25,28 @@ type localFaults struct {
 var _ drill.Faults = (*localFaults)(nil)
 
 // isLocalLayout says whether the plan sits in a directory bulwark up laid
-// out: DIR/NODE/agent.pid for every node.
-func isLocalLayout(p *plan.Plan) bool {
+// out (localLayoutErr is nil).
+func isLocalLayout(p *plan.Plan) bool { return localLayoutErr(p) == nil }
+
+// localLayoutErr checks for DIR/NODE/agent.log, which bulwark up makes for
+// every node and bulwark down keeps (it removes the PID files).
+func localLayoutErr(p *plan.Plan) error {
 	dir := filepath.Dir(p.Path)
 	for _, n := range p.Cluster.Nodes {
-		if _, err := os.Stat(filepath.Join(dir, n.Name, "agent.pid")); err != nil {
-			return false
+		if _, err := os.Stat(filepath.Join(dir, n.Name, "agent.log")); err != nil {
+			return usageError{fmt.Errorf("drills with --faults local inject faults into processes on this machine, laid out by bulwark up "+
+				"(DIR/NODE/agent.log); %s has no %s/agent.log: %w", dir, n.Name, err)}
 		}
 	}
-	return true
+	return nil
 }
 
 // newLocalFaults checks that the plan's cluster was laid out by bulwark up.
 func newLocalFaults(a *app, p *plan.Plan) (*localFaults, error) {
-	dir := filepath.Dir(p.Path)
-	for _, n := range p.Cluster.Nodes {
-		if _, err := os.Stat(filepath.Join(dir, n.Name, "agent.pid")); err != nil {
-			return nil, usageError{fmt.Errorf("drills inject faults into processes on this machine, laid out by bulwark up "+
-				"(DIR/NODE/agent.pid); %s has no %s/agent.pid: %w", dir, n.Name, err)}
-		}
+	if err := localLayoutErr(p); err != nil {
+		return nil, err
 	}
-	return &localFaults{a: a, dir: dir, p: p}, nil
+	return &localFaults{a: a, dir: filepath.Dir(p.Path), p: p}, nil
 }
 
 func (f *localFaults) postmaster(name string) (int, error) {

@@ -90,8 +90,10 @@ func (a *app) drillFaults(p *plan.Plan, f drillFlags) (drill.Faults, error) {
 		if hold == 0 {
 			hold = 2*p.Cluster.TTL + 4*time.Second
 		}
-		if hold < 0 || hold > agent.MaxFaultHold {
-			return nil, usageError{fmt.Errorf("--fault-hold %s: want up to %s", f.hold, agent.MaxFaultHold)}
+		// A node back before another is elected takes its leadership
+		// back, and the drill waits in vain for a new primary.
+		if hold <= p.Cluster.TTL || hold > agent.MaxFaultHold {
+			return nil, usageError{fmt.Errorf("--fault-hold %s: the hung or lost node must stay so longer than the TTL (%s), and at most %s", hold, p.Cluster.TTL, agent.MaxFaultHold)}
 		}
 		return newAgentFaults(p.Cluster, hold)
 	}

@@ -587,6 +587,9 @@ func (a *app) newDownCmd() *cobra.Command {
 			var errs []error
 			for _, n := range p.Cluster.Nodes {
 				stopPID(filepath.Join(dir, n.Name, "agent.pid"))
+				// Gone, not stale: a drill's fault helper then does not
+				// start the agent again after a node loss.
+				os.Remove(filepath.Join(dir, n.Name, "agent.pid"))
 				stopPID(filepath.Join(dir, n.Name, "link.pid"))
 			}
 			owner, _ := postgresOwner()

@@ -206,9 +206,10 @@ func TestDrillNetworkPartition(t *testing.T) {
 // TestDrillThroughAgents: the agents inject the faults (--faults agents,
 // POST /drill/fault), as on a cluster on other hosts: the drill knows
 // nothing of the nodes' processes. Each fault passes with nothing lost;
-// a lost node's agent comes back by itself (a new PID in its PID file,
-// which bulwark down then stops), and faults the agents cannot inject are
-// refused.
+// a lost node's agent comes back by itself (a new PID in its PID file),
+// and bulwark down stops the agents so restarted. Faults the agents
+// cannot inject, a hold not longer than the TTL, and local faults on a
+// plan outside bulwark up's layout are refused.
 func TestDrillThroughAgents(t *testing.T) {
 	c := startCluster(t, "--replication", "sync", "--crash-restarts", "0")
 	c.waitSync(60 * time.Second)
@@ -246,6 +247,25 @@ func TestDrillThroughAgents(t *testing.T) {
 	}
 	if r := c.e.run(c.drillArgs("--scenario", drill.NetworkPartition, "--faults", "agents")...); r.code != 2 || !strings.Contains(r.stderr, "--faults local") {
 		t.Errorf("network-partition through the agents: exit %d, want 2: %s", r.code, r.stderr)
+	}
+	if r := c.e.run(c.drillArgs("--scenario", drill.NodeLoss, "--faults", "agents", "--fault-hold", "3s")...); r.code != 2 || !strings.Contains(r.stderr, "longer than the TTL") {
+		t.Errorf("a hold shorter than the TTL: exit %d, want 2: %s", r.code, r.stderr)
+	}
+	elsewhere := filepath.Join(t.TempDir(), "bulwark.yaml")
+	data, err := os.ReadFile(c.plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pgtest.WriteFile(t, elsewhere, data)
+	if r := c.e.run("drill", "run", "--plan", elsewhere, "--scenario", drill.PrimaryCrash, "--faults", "local"); r.code != 2 || !strings.Contains(r.stderr, "laid out by bulwark up") {
+		t.Errorf("local faults on a plan outside bulwark up's layout: exit %d, want 2: %s", r.code, r.stderr)
+	}
+	restarted := agentPIDs()
+	c.e.ok("down", "--dir", c.dir)
+	for n, pid := range restarted {
+		if p, err := strconv.Atoi(pid); err != nil || pg.Alive(p) {
+			t.Errorf("after bulwark down, %s's agent %q still runs (or its PID file was unreadable: %v)", n, pid, err)
+		}
 	}
 }
 
