@@ -22,6 +22,9 @@ import (
 // loss lasts hold: the agent's helper ends it, not the drill, since the
 // node cannot be reached meanwhile.
 type agentFaults struct {
+	// ctx is the drill's: once it ends (Ctrl-C), Thaw and Heal wait no
+	// more; the helpers end their faults on their own.
+	ctx   context.Context
 	c     *plan.Cluster
 	token string
 	http  *http.Client
@@ -34,7 +37,7 @@ type agentFaults struct {
 var _ drill.Faults = (*agentFaults)(nil)
 
 // newAgentFaults checks that the plan lets the drill call its agents.
-func newAgentFaults(c *plan.Cluster, hold time.Duration) (*agentFaults, error) {
+func newAgentFaults(ctx context.Context, c *plan.Cluster, hold time.Duration) (*agentFaults, error) {
 	if c.APITokenFile == "" {
 		return nil, usageError{errors.New("--faults agents calls the agents' authenticated POST /drill/fault, and the plan has no cluster.api_token_file")}
 	}
@@ -48,7 +51,7 @@ func newAgentFaults(c *plan.Cluster, hold time.Duration) (*agentFaults, error) {
 			return nil, fmt.Errorf("API TLS: %w", err)
 		}
 	}
-	return &agentFaults{c: c, token: token, hold: hold, ends: map[string]time.Time{},
+	return &agentFaults{ctx: ctx, c: c, token: token, hold: hold, ends: map[string]time.Time{},
 		http: &http.Client{Timeout: 5 * time.Second, Transport: tr}}, nil
 }
 
@@ -95,8 +98,21 @@ func (f *agentFaults) Thaw(node string) error {
 	f.mu.Lock()
 	end := f.ends[node]
 	f.mu.Unlock()
-	time.Sleep(time.Until(end))
-	return nil
+	return f.waitUntil(f.ctx, end)
+}
+
+// waitUntil waits until t, or until ctx or the drill's context ends.
+func (f *agentFaults) waitUntil(ctx context.Context, t time.Time) error {
+	timer := time.NewTimer(time.Until(t))
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-f.ctx.Done():
+		return f.ctx.Err()
+	case <-timer.C:
+		return nil
+	}
 }
 
 func (f *agentFaults) KillEtcd(string) (string, error) {
@@ -119,10 +135,5 @@ func (f *agentFaults) Heal(ctx context.Context) error {
 	}
 	clear(f.ends)
 	f.mu.Unlock()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(time.Until(last)):
-		return nil
-	}
+	return f.waitUntil(ctx, last)
 }

@@ -63,7 +63,7 @@ func (a *app) newDrillRunCmd() *cobra.Command {
 }
 
 // drillFaults picks who injects the drill's faults.
-func (a *app) drillFaults(p *plan.Plan, f drillFlags) (drill.Faults, error) {
+func (a *app) drillFaults(ctx context.Context, p *plan.Plan, f drillFlags) (drill.Faults, error) {
 	mode := f.faults
 	if mode == "" {
 		mode = "agents"
@@ -95,7 +95,7 @@ func (a *app) drillFaults(p *plan.Plan, f drillFlags) (drill.Faults, error) {
 		if hold <= p.Cluster.TTL || hold > agent.MaxFaultHold {
 			return nil, usageError{fmt.Errorf("--fault-hold %s: the hung or lost node must stay so longer than the TTL (%s), and at most %s", hold, p.Cluster.TTL, agent.MaxFaultHold)}
 		}
-		return newAgentFaults(p.Cluster, hold)
+		return newAgentFaults(ctx, p.Cluster, hold)
 	}
 	return nil, usageError{fmt.Errorf("--faults %q: want local or agents", f.faults)}
 }
@@ -114,7 +114,7 @@ func (a *app) drillRun(ctx context.Context, f drillFlags) error {
 	if f.scenario == drill.EtcdMemberLoss && len(c.Etcd.Endpoints) < 3 {
 		return usageError{fmt.Errorf("etcd-member-loss needs an etcd cluster of 3 or more members, and the plan names %d endpoint(s) (bulwark up --etcd-members 3)", len(c.Etcd.Endpoints))}
 	}
-	faults, err := a.drillFaults(p, f)
+	faults, err := a.drillFaults(ctx, p, f)
 	if err != nil {
 		return err
 	}
