@@ -82,7 +82,10 @@ start_cluster() {
 	run "$BULWARK" up --dir "$WORK/c" --nodes 3 --replication sync --archive --crash-restarts 0
 	RW=$(free_port) RO=$(free_port) HTTP=$(free_port)
 	section "2. The proxy: a read-write port that follows the primary through etcd"
-	run "$BULWARK" proxy --plan "$PLAN" --listen-rw "127.0.0.1:$RW" --listen-ro "127.0.0.1:$RO" \
+	# Not through run: a function in the background is a subshell, and $!
+	# would name it, not the proxy, which cleanup would then leave running.
+	show bulwark proxy --plan "$PLAN" --listen-rw "127.0.0.1:$RW" --listen-ro "127.0.0.1:$RO" --http "127.0.0.1:$HTTP"
+	"$BULWARK" proxy --plan "$PLAN" --listen-rw "127.0.0.1:$RW" --listen-ro "127.0.0.1:$RO" \
 		--http "127.0.0.1:$HTTP" >"$WORK/logs/proxy.log" 2>&1 &
 	PROXY_PID=$!
 	for _ in $(seq 100); do
