@@ -304,15 +304,34 @@ func socketDir(dir string) string {
 
 // pidAlive reads a PID file and says whether that process runs.
 func pidAlive(path string) (int, bool) {
-	data, err := os.ReadFile(path)
+	pid, err := readPID(path)
 	if err != nil {
 		return 0, false
 	}
+	return pid, pg.Alive(pid) // a killed agent not yet reaped is a zombie
+}
+
+// readPID reads the PID a PID file names.
+func readPID(path string) (int, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
 	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
 	if err != nil || pid <= 0 {
-		return 0, false
+		return 0, fmt.Errorf("%s names no PID", path)
 	}
-	return pid, pg.Alive(pid) // a killed agent not yet reaped is a zombie
+	return pid, nil
+}
+
+// writePIDFile writes pid to path, atomically: a reader sees the old PID
+// or the new one, never a torn file.
+func writePIDFile(path string, pid int) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(strconv.Itoa(pid)+"\n"), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }
 
 // spawn starts this binary with argv in its own session, logging to
@@ -335,7 +354,7 @@ func spawn(argv []string, logPath, pidPath string, owner *syscall.Credential) er
 	if err := cmd.Start(); err != nil {
 		return err
 	}
-	if err := os.WriteFile(pidPath, []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o644); err != nil {
+	if err := writePIDFile(pidPath, cmd.Process.Pid); err != nil {
 		return err
 	}
 	return cmd.Process.Release()
