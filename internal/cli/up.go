@@ -325,23 +325,13 @@ func readPID(path string) (int, error) {
 }
 
 // writePIDFile writes pid to path, atomically: a reader sees the old PID
-// or the new one, never a torn file. The temporary file's name is unique:
-// bulwark up (as root) and the agent it starts (as postgres) both write
-// the agent's PID file.
+// or the new one, never a torn file.
 func writePIDFile(path string, pid int) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(strconv.Itoa(pid)+"\n"), 0o644); err != nil {
 		return err
 	}
-	_, err = f.WriteString(strconv.Itoa(pid) + "\n")
-	err = errors.Join(err, f.Chmod(0o644), f.Close())
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-	}
-	return err
+	return os.Rename(tmp, path)
 }
 
 // spawn starts this binary with argv in its own session, logging to
