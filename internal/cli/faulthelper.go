@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -132,7 +133,8 @@ func loseNode(agentPID, pm int, hold time.Duration, pidFile string, restart []st
 	err := errors.Join(syscall.Kill(agentPID, syscall.SIGKILL), syscall.Kill(pm, syscall.SIGKILL))
 	time.Sleep(hold)
 	if pidFile != "" {
-		if pid, rerr := readPID(pidFile); rerr != nil || pid != agentPID {
+		data, rerr := os.ReadFile(pidFile)
+		if rerr != nil || strings.TrimSpace(string(data)) != strconv.Itoa(agentPID) {
 			fmt.Fprintf(os.Stderr, "bulwark fault-helper: %s no longer names agent %d: not starting it again\n", pidFile, agentPID)
 			return err
 		}

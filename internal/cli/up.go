@@ -304,34 +304,15 @@ func socketDir(dir string) string {
 
 // pidAlive reads a PID file and says whether that process runs.
 func pidAlive(path string) (int, bool) {
-	pid, err := readPID(path)
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return 0, false
 	}
-	return pid, pg.Alive(pid) // a killed agent not yet reaped is a zombie
-}
-
-// readPID reads the PID a PID file names.
-func readPID(path string) (int, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return 0, err
-	}
 	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
 	if err != nil || pid <= 0 {
-		return 0, fmt.Errorf("%s names no PID", path)
+		return 0, false
 	}
-	return pid, nil
-}
-
-// writePIDFile writes pid to path, atomically: a reader sees the old PID
-// or the new one, never a torn file.
-func writePIDFile(path string, pid int) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(strconv.Itoa(pid)+"\n"), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return pid, pg.Alive(pid) // a killed agent not yet reaped is a zombie
 }
 
 // spawn starts this binary with argv in its own session, logging to
@@ -354,7 +335,7 @@ func spawn(argv []string, logPath, pidPath string, owner *syscall.Credential) er
 	if err := cmd.Start(); err != nil {
 		return err
 	}
-	if err := writePIDFile(pidPath, cmd.Process.Pid); err != nil {
+	if err := os.WriteFile(pidPath, []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o644); err != nil {
 		return err
 	}
 	return cmd.Process.Release()

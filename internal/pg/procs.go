@@ -46,15 +46,15 @@ func procState(pid int) (byte, bool) {
 // stopped postmaster forks no backend the list would miss. A process
 // gone meanwhile is no error.
 func SignalServer(pm int, sig syscall.Signal) error {
-	errs := []error{Signal(pm, sig)}
+	errs := []error{signal(pm, sig)}
 	for _, pid := range ChildPIDs(pm) {
-		errs = append(errs, Signal(pid, sig))
+		errs = append(errs, signal(pid, sig))
 	}
 	return errors.Join(errs...)
 }
 
-// Signal sends sig to pid; a process already gone is no error.
-func Signal(pid int, sig syscall.Signal) error {
+// signal sends sig to pid; a process already gone is no error.
+func signal(pid int, sig syscall.Signal) error {
 	if err := syscall.Kill(pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
 		return err
 	}
