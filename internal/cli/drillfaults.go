@@ -86,7 +86,7 @@ func (f *localFaults) KillNode(name string) error {
 	if err != nil {
 		return err
 	}
-	return errors.Join(syscall.Kill(agent, syscall.SIGKILL), syscall.Kill(pm, syscall.SIGKILL))
+	return errors.Join(syscall.Kill(agent, syscall.SIGKILL), pg.SignalServer(pm, syscall.SIGKILL))
 }
 
 // Freeze stops the node's agent, postmaster and the postmaster's children,

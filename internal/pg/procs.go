@@ -27,6 +27,14 @@ func Stopped(pid int) bool {
 	return ok && state == 'T'
 }
 
+// Running reports whether process pid runs: it exists, is not stopped
+// by a signal, and has not exited (a zombie, which its parent has not
+// reaped, has).
+func Running(pid int) bool {
+	state, ok := procState(pid)
+	return ok && !strings.ContainsRune("TtZX", rune(state))
+}
+
 // procState is the state letter /proc/PID/stat gives.
 func procState(pid int) (byte, bool) {
 	stat, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
@@ -41,14 +49,23 @@ func procState(pid int) (byte, bool) {
 	return stat[i+2], true
 }
 
-// SignalServer sends sig to a postmaster, then to its children (backends
-// and auxiliary processes), listed only once the postmaster has it: a
-// stopped postmaster forks no backend the list would miss. A process
-// gone meanwhile is no error.
+// SignalServer sends sig to a postmaster and to its children (backends
+// and auxiliary processes). The postmaster is stopped (SIGSTOP) while its
+// children are listed and signalled, so it forks none the list would
+// miss, and none is handed to another parent by its death; then it gets
+// sig, and a SIGCONT unless sig was SIGSTOP. A process gone meanwhile is
+// no error.
 func SignalServer(pm int, sig syscall.Signal) error {
-	errs := []error{signal(pm, sig)}
+	if err := signal(pm, syscall.SIGSTOP); err != nil {
+		return err
+	}
+	var errs []error
 	for _, pid := range ChildPIDs(pm) {
 		errs = append(errs, signal(pid, sig))
+	}
+	errs = append(errs, signal(pm, sig))
+	if sig != syscall.SIGSTOP {
+		errs = append(errs, signal(pm, syscall.SIGCONT))
 	}
 	return errors.Join(errs...)
 }

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -101,8 +102,8 @@ func TestDrillScenarios(t *testing.T) {
 	}
 }
 
-// TestDrillCatchesLostWrites: an async cluster whose replicas lag (their
-// WAL receivers frozen) loses acknowledged writes when its primary's node
+// TestDrillCatchesLostWrites: an async cluster whose replicas lag (the
+// primary's WAL senders frozen) loses acknowledged writes when its primary's node
 // is lost; with an RPO of 0 the drill fails (exit 5) and names them.
 func TestDrillCatchesLostWrites(t *testing.T) {
 	c := startCluster(t, "--crash-restarts", "0")
@@ -126,25 +127,21 @@ func TestDrillCatchesLostWrites(t *testing.T) {
 		r, err := c.e.exec(c.drillArgs(args...)...)
 		done <- ran{r, err}
 	}()
-	time.Sleep(2 * time.Second) // the drill's workload warms up for 3 s
-	// Freeze every replica's WAL receiver now that the workload runs, and
-	// let them go once another node leads. They are looked up only now:
-	// a receiver restarted since (the configuration change above reaches
-	// the agents within a loop) would keep streaming.
-	receivers := c.walReceivers(st)
-	for _, pid := range receivers {
-		syscall.Kill(pid, syscall.SIGSTOP)
-	}
-	// Thaw them once the key has moved: a frozen WAL receiver would hold
-	// up the promotion, which waits for it to exit.
-	pgtest.Eventually(t, 60*time.Second, func() error {
-		if now := c.status(); now.Term == st.Term {
-			return errString("no new leader yet")
+	// Once every replica has some of the drill's rows, freeze the
+	// primary's WAL senders: what the workload commits from then on never
+	// leaves the primary, which the drill kills 3 s after it started.
+	// (Freezing the replicas' WAL receivers instead lets WAL through: the
+	// primary goes on sending into the socket, and a receiver woken for
+	// the promotion may read it before it exits.) A sender started later
+	// (a receiver that gave up, wal_receiver_timeout) is frozen too.
+	for _, m := range st.Members {
+		if m.Name != st.Leader {
+			c.waitRows(m.Conn, "bulwark_drill", 60*time.Second)
 		}
-		return nil
-	})
-	for _, pid := range receivers {
-		syscall.Kill(pid, syscall.SIGCONT)
+	}
+	senders := c.freezeWALSenders(st.Leader)
+	if n := len(senders.frozen()); n != len(st.Members)-1 {
+		t.Errorf("froze %d WAL senders on %s, want %d", n, st.Leader, len(st.Members)-1)
 	}
 	out := <-done
 	if out.err != nil {
@@ -372,25 +369,73 @@ func newestFile(t *testing.T, dir string) string {
 	return newest
 }
 
-// walReceivers are the PIDs of the replicas' WAL receivers; the test
-// fails unless each replica has one.
-func (c *haCluster) walReceivers(st haStatus) []int {
+// waitRows waits until table, on the server conn names, holds a row.
+func (c *haCluster) waitRows(conn, table string, timeout time.Duration) {
 	c.t.Helper()
-	var receivers []int
-	for _, m := range st.Members {
-		if m.Name == st.Leader {
-			continue
+	pgtest.Eventually(c.t, timeout, func() error {
+		db, err := pgx.Connect(context.Background(), conn)
+		if err != nil {
+			return err
 		}
-		for _, pid := range pg.ChildPIDs(c.postmaster(m.Name)) {
-			if cmd, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline")); strings.Contains(string(cmd), "walreceiver") {
-				receivers = append(receivers, pid)
+		defer db.Close(context.Background())
+		var n int64
+		if err := db.QueryRow(context.Background(), "SELECT count(*) FROM "+table).Scan(&n); err != nil {
+			return err
+		}
+		if n == 0 {
+			return errString(table + " is empty")
+		}
+		return nil
+	})
+}
+
+// walSenders are the WAL senders a test froze on one node.
+type walSenders struct {
+	mu   sync.Mutex
+	pids []int
+}
+
+func (s *walSenders) frozen() []int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.pids)
+}
+
+// freezeWALSenders stops (SIGSTOP) node's WAL senders, and goes on
+// stopping any it starts until its postmaster is gone or the test ends;
+// the test's cleanup continues them.
+func (c *haCluster) freezeWALSenders(node string) *walSenders {
+	pm := c.postmaster(node)
+	s := &walSenders{}
+	freeze := func() {
+		for _, pid := range pg.ChildPIDs(pm) {
+			cmd, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
+			s.mu.Lock()
+			if strings.Contains(string(cmd), "walsender") && !slices.Contains(s.pids, pid) {
+				syscall.Kill(pid, syscall.SIGSTOP)
+				s.pids = append(s.pids, pid)
 			}
+			s.mu.Unlock()
 		}
 	}
-	if len(receivers) != len(st.Members)-1 {
-		c.t.Fatalf("found %d WAL receivers, want %d", len(receivers), len(st.Members)-1)
-	}
-	return receivers
+	freeze()
+	ctx, cancel := context.WithCancel(context.Background())
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		for ctx.Err() == nil && pg.Alive(pm) {
+			freeze()
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	c.t.Cleanup(func() {
+		cancel()
+		<-watched
+		for _, pid := range s.frozen() {
+			syscall.Kill(pid, syscall.SIGCONT) // gone with its node, as a rule
+		}
+	})
+	return s
 }
 
 // TestDrillCatchesSplitBrain: a fault that lets two nodes take writes must
@@ -438,10 +483,11 @@ func TestDrillCatchesSplitBrain(t *testing.T) {
 
 // spareServer waits until the agent, the postmaster and all its children
 // are stopped (SIGSTOP), then continues the postmaster and its children:
-// only the agent stays hung.
+// only the agent stays hung. A child that exited before the postmaster
+// stopped stays a zombie, unreaped, and never stops: it counts as stopped.
 func spareServer(agentPID, pm int, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
-	for !pg.Stopped(agentPID) || !pg.Stopped(pm) || slices.ContainsFunc(pg.ChildPIDs(pm), func(pid int) bool { return !pg.Stopped(pid) }) {
+	for !pg.Stopped(agentPID) || !pg.Stopped(pm) || slices.ContainsFunc(pg.ChildPIDs(pm), pg.Running) {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("the drill did not stop agent %d and postmaster %d within %s", agentPID, pm, timeout)
 		}

@@ -1,0 +1,74 @@
+package pg
+
+import (
+	"os/exec"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestProcessStates: a sleeping process runs; stopped, it is Stopped and
+// not Running; once it exits unreaped (a zombie) it neither runs nor is
+// alive, though kill(pid, 0) still finds it.
+func TestProcessStates(t *testing.T) {
+	cmd := exec.Command("sleep", "60")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := cmd.Process.Pid
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	if !Running(pid) || Stopped(pid) || !Alive(pid) {
+		t.Fatalf("sleeping: running %v, stopped %v, alive %v", Running(pid), Stopped(pid), Alive(pid))
+	}
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return Stopped(pid) })
+	if Running(pid) || !Alive(pid) {
+		t.Fatalf("stopped: running %v, alive %v", Running(pid), Alive(pid))
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { s, ok := procState(pid); return ok && s == 'Z' })
+	if Running(pid) || Stopped(pid) || Alive(pid) {
+		t.Fatalf("zombie: running %v, stopped %v, alive %v", Running(pid), Stopped(pid), Alive(pid))
+	}
+}
+
+// TestSignalServerReachesChildren: SIGKILL to a server kills its
+// children too, stopped ones included: none outlives it, handed to
+// another parent (a stopped WAL sender would hold the shared memory).
+func TestSignalServerReachesChildren(t *testing.T) {
+	cmd := exec.Command("sh", "-c", "sleep 60 & sleep 60 & wait")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pm := cmd.Process.Pid
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	var children []int
+	waitFor(t, func() bool { children = ChildPIDs(pm); return len(children) == 2 })
+	t.Cleanup(func() {
+		for _, pid := range children {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+	if err := syscall.Kill(children[0], syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	if err := SignalServer(pm, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for _, pid := range append(children, pm) {
+		waitFor(t, func() bool { return !Running(pid) && !Stopped(pid) })
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 10s")
+		}
+	}
+}
