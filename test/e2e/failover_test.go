@@ -657,8 +657,12 @@ func checkArchives(t *testing.T, conn string) {
 		t.Fatal(err)
 	}
 	defer db.Close(context.Background())
+	// A record first: pg_switch_wal on an empty segment switches nothing
+	// and names the segment before, which may already be archived and yet
+	// sort after the last file archived (a backup history file,
+	// 000000010000000000000003.00000028.backup, sorts before segment 4).
 	var seg string
-	if err := db.QueryRow(ctx, "SELECT pg_walfile_name(pg_switch_wal())").Scan(&seg); err != nil {
+	if err := db.QueryRow(ctx, "SELECT pg_walfile_name(pg_switch_wal()) FROM pg_logical_emit_message(false, 'bulwark-test', 'switch')").Scan(&seg); err != nil {
 		t.Fatal(err)
 	}
 	pgtest.Eventually(t, 30*time.Second, func() error {
