@@ -26,6 +26,9 @@ type drillFlags struct {
 	scratch  string    // restore-test: where the restored copies go
 	faults   string    // local, agents, or "" for local when the cluster is bulwark up's
 	hold     time.Duration
+	// network-partition and etcd-member-loss on a cluster the drill
+	// cannot reach itself: the user's commands inject and heal them.
+	faultCmd, healCmd string
 }
 
 // errDrillFailed is returned when a drill ran but missed a target or a
@@ -42,7 +45,9 @@ func (a *app) newDrillRunCmd() *cobra.Command {
 			"then check what survived. Scenarios: " + strings.Join(drill.Scenarios, ", ") + ".\n" +
 			"Faults are injected into processes on this machine (--faults local, a cluster made by\n" +
 			"bulwark up), or by the nodes' agents (--faults agents: agents started with --drill-faults,\n" +
-			"on any host; primary-crash, node-loss, primary-hang, replica-loss, switchover).\n" +
+			"on any host; primary-crash, node-loss, primary-hang, replica-loss, switchover). For\n" +
+			"network-partition and etcd-member-loss on other hosts, --fault-command and --heal-command\n" +
+			"inject and heal the fault.\n" +
 			"restore-test runs no workload: it restores the newest backup, then a point in time,\n" +
 			"into --scratch, starts and checks each copy (amcheck, row counts) and times it.\n" +
 			"Results and reports go to the plan's drills.history directory.\n" +
@@ -58,12 +63,21 @@ func (a *app) newDrillRunCmd() *cobra.Command {
 	cmd.Flags().StringVar(&f.scratch, "scratch", "", "restore-test: directory for the restored copies, removed after each check (default: the system's temporary directory)")
 	cmd.Flags().StringVar(&f.faults, "faults", "", "who injects the faults: local (signals to bulwark up's processes on this machine) or agents (POST /drill/fault to each node's agent); default local when the plan's directory is bulwark up's, else agents")
 	cmd.Flags().DurationVar(&f.hold, "fault-hold", 0, "--faults agents: how long a hung or lost node stays so before its agent's helper brings it back (default 2 × TTL + 4s)")
+	cmd.Flags().StringVar(&f.faultCmd, "fault-command", "", "network-partition, etcd-member-loss: a shell command that injects the fault (firewall rules on the primary's host, an etcd member killed), told what to hit by BULWARK_* variables (docs/drills.md); with --heal-command")
+	cmd.Flags().StringVar(&f.healCmd, "heal-command", "", "the shell command that undoes --fault-command's fault, with the same variables")
 	cmd.MarkFlagRequired("scenario")
 	return cmd
 }
 
 // drillFaults picks who injects the drill's faults.
 func (a *app) drillFaults(ctx context.Context, p *plan.Plan, f drillFlags) (drill.Faults, error) {
+	byCommand := f.scenario == drill.NetworkPartition || f.scenario == drill.EtcdMemberLoss
+	switch {
+	case (f.faultCmd == "") != (f.healCmd == ""):
+		return nil, usageError{errors.New("--fault-command and --heal-command go together: a fault the drill injects, it heals")}
+	case f.faultCmd != "" && !byCommand:
+		return nil, usageError{fmt.Errorf("--fault-command injects network-partition or etcd-member-loss, not %s", f.scenario)}
+	}
 	mode := f.faults
 	if mode == "" {
 		mode = "agents"
@@ -71,20 +85,24 @@ func (a *app) drillFaults(ctx context.Context, p *plan.Plan, f drillFlags) (dril
 			mode = "local"
 		}
 	}
+	var faults drill.Faults
 	switch mode {
 	case "local":
-		faults, err := newLocalFaults(a, p)
+		local, err := newLocalFaults(a, p)
 		if err != nil {
 			return nil, err
 		}
-		if f.scenario == drill.NetworkPartition && !faults.linked() {
-			return nil, usageError{errors.New("network-partition cuts a node's links to etcd and to its peers, and this cluster has none: create it with bulwark up --links")}
+		if f.scenario == drill.NetworkPartition && f.faultCmd == "" && !local.linked() {
+			return nil, usageError{errors.New("network-partition cuts a node's links to etcd and to its peers, and this cluster has none: create it with bulwark up --links, or give --fault-command and --heal-command")}
 		}
-		return faults, nil
+		faults = local
 	case "agents":
-		switch f.scenario {
-		case drill.NetworkPartition, drill.EtcdMemberLoss:
-			return nil, usageError{fmt.Errorf("%s: the agents cannot inject it; it needs --faults local on a cluster made by bulwark up", f.scenario)}
+		if byCommand {
+			if f.faultCmd == "" {
+				return nil, usageError{fmt.Errorf("%s: the agents cannot inject it; give --fault-command and --heal-command (docs/drills.md), or use --faults local on a cluster made by bulwark up", f.scenario)}
+			}
+			faults = noFaults{} // the commands do it all
+			break
 		}
 		hold := f.hold
 		if hold == 0 {
@@ -95,9 +113,17 @@ func (a *app) drillFaults(ctx context.Context, p *plan.Plan, f drillFlags) (dril
 		if hold <= p.Cluster.TTL || hold > agent.MaxFaultHold {
 			return nil, usageError{fmt.Errorf("--fault-hold %s: the hung or lost node must stay so longer than the TTL (%s), and at most %s", hold, p.Cluster.TTL, agent.MaxFaultHold)}
 		}
-		return newAgentFaults(ctx, p.Cluster, hold)
+		var err error
+		if faults, err = newAgentFaults(ctx, p.Cluster, hold); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, usageError{fmt.Errorf("--faults %q: want local or agents", f.faults)}
 	}
-	return nil, usageError{fmt.Errorf("--faults %q: want local or agents", f.faults)}
+	if f.faultCmd != "" {
+		faults = &commandFaults{Faults: faults, ctx: ctx, c: p.Cluster, fault: f.faultCmd, heal: f.healCmd}
+	}
+	return faults, nil
 }
 
 func (a *app) drillRun(ctx context.Context, f drillFlags) error {

@@ -198,6 +198,64 @@ func TestDrillNetworkPartition(t *testing.T) {
 	if !r.Passed || r.OldPrimary != st.Leader || r.NewPrimary == r.OldPrimary || r.SplitBrain || r.AckedLost != 0 || !r.Rejoined || !r.Consistent {
 		t.Errorf("network-partition: %+v", r)
 	}
+
+	// The same through commands, as on hosts the drill cannot reach: the
+	// fault command cuts the links of the node it is told, the heal
+	// command heals them. A failed fault command fails the drill with its
+	// output, and its fault is healed all the same.
+	c.checkFaultCommands(drill.NetworkPartition, r.NewPrimary,
+		"kill -USR1 $(cat "+filepath.Join(c.dir, "$BULWARK_NODE", "link.pid")+")",
+		"kill -USR2 $(cat "+filepath.Join(c.dir, "$BULWARK_NODE", "link.pid")+")",
+		func(r drill.Run) bool { return r.NewPrimary != r.OldPrimary && !r.SplitBrain && r.Rejoined })
+}
+
+// checkFaultCommands runs scenario through --fault-command and
+// --heal-command (fault and heal), checks the run with ok, and checks
+// that the commands were told what to hit (BULWARK_NODE: node, when
+// given). Then a fault command that fails must fail the drill with its
+// output, its fault healed all the same, and the flags misused must be
+// refused.
+func (c *haCluster) checkFaultCommands(scenario, node, fault, heal string, ok func(drill.Run) bool) {
+	c.t.Helper()
+	envFile, healed := filepath.Join(c.dir, "fault.env"), filepath.Join(c.dir, "healed")
+	res := c.drill(0, "--scenario", scenario, "--faults", "agents",
+		"--fault-command", "env | grep ^BULWARK_ >"+envFile+" && "+fault,
+		"--heal-command", heal+" && touch "+healed)
+	r := res.Runs[0]
+	c.t.Logf("%s through commands: %s -> %s, failover %.3fs, client RTO %.3fs, %d acked, %d lost, events %v",
+		scenario, r.OldPrimary, r.NewPrimary, r.FailoverS, r.ClientRTOS, r.AckedWrites, r.AckedLost, r.Events)
+	if !r.Passed || r.AckedLost != 0 || !r.Consistent || !ok(r) {
+		c.t.Errorf("%s through commands: %+v", scenario, r)
+	}
+	env, err := os.ReadFile(envFile)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if !strings.Contains(string(env), "BULWARK_FAULT="+scenario+"\n") || (node != "" && !strings.Contains(string(env), "BULWARK_NODE="+node+"\n")) {
+		c.t.Errorf("the fault command was told:\n%s", env)
+	}
+	if _, err := os.Stat(healed); err != nil {
+		c.t.Errorf("the heal command did not run: %v", err)
+	}
+	os.Remove(healed)
+
+	r2 := c.e.run(c.drillArgs("--scenario", scenario, "--faults", "agents",
+		"--fault-command", "echo no such firewall >&2; exit 3", "--heal-command", "touch "+healed)...)
+	if r2.code != 1 || !strings.Contains(r2.stderr, "no such firewall") {
+		c.t.Errorf("a failing fault command: exit %d, want 1 and its output: %s", r2.code, r2.stderr)
+	}
+	if _, err := os.Stat(healed); err != nil {
+		c.t.Errorf("the heal command did not run after a failed fault command: %v", err)
+	}
+	for _, args := range [][]string{
+		{"--scenario", scenario, "--faults", "agents"},
+		{"--scenario", scenario, "--fault-command", "true"},
+		{"--scenario", drill.NodeLoss, "--fault-command", "true", "--heal-command", "true"},
+	} {
+		if r := c.e.run(c.drillArgs(args...)...); r.code != 2 {
+			c.t.Errorf("drill run %v: exit %d, want 2 (usage)", args, r.code)
+		}
+	}
 }
 
 // TestDrillThroughAgents: the agents inject the faults (--faults agents,
@@ -286,6 +344,18 @@ func TestDrillEtcdMemberLoss(t *testing.T) {
 	if len(pids) != 3 {
 		t.Fatalf("etcd pid files: %v", pids)
 	}
+	// The same through commands, as with an etcd cluster bulwark does
+	// not run: the fault command kills the member serving
+	// BULWARK_ETCD_ENDPOINT and names it, bulwark up starts it again.
+	c.checkFaultCommands(drill.EtcdMemberLoss, "",
+		"for f in "+filepath.Join(c.dir, "etcd-e*.pid")+`; do p=$(cat $f); `+
+			`if tr '\0' ' ' </proc/$p/cmdline | grep -q -- "--client-url $BULWARK_ETCD_ENDPOINT "; then kill -9 $p && basename $f .pid; fi; done`,
+		binary+" up --dir "+c.dir+" >/dev/null",
+		func(r drill.Run) bool {
+			return r.NewPrimary == r.OldPrimary && slices.ContainsFunc(r.Events, func(e drill.Event) bool {
+				return e.Kind == "fault" && strings.Contains(e.Detail, "etcd member etcd-e")
+			})
+		})
 	for _, f := range pids {
 		if pid := c.pidFile(f); !pg.Alive(pid) {
 			t.Errorf("etcd member of %s (pid %d) is not running after the drill", f, pid)
