@@ -67,8 +67,8 @@ func (a *app) newAgentCmd() *cobra.Command {
 				o.InjectFault = injectFault(pidFile)
 			}
 			if pidFile != "" {
-				if err := writePIDFile(pidFile); err != nil {
-					return err
+				if err := writePIDFile(pidFile, os.Getpid()); err != nil {
+					return fmt.Errorf("--pid-file: %w", err)
 				}
 			}
 			o.Logger = slog.New(slog.NewJSONHandler(a.stderr, &slog.HandlerOptions{Level: a.level}))
@@ -87,18 +87,6 @@ func (a *app) newAgentCmd() *cobra.Command {
 	cmd.Flags().StringVar(&pidFile, "pid-file", "", "write the agent's PID to this file")
 	cmd.MarkFlagRequired("node")
 	return cmd
-}
-
-// writePIDFile writes this process's PID to path, atomically.
-func writePIDFile(path string) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
-		return fmt.Errorf("--pid-file: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("--pid-file: %w", err)
-	}
-	return nil
 }
 
 // clusterPlan returns the plan and its cluster section, or a usage error.

@@ -103,9 +103,7 @@ func (f *localFaults) signalNode(name string, sig syscall.Signal) error {
 	}
 	var errs []error
 	if aerr == nil {
-		if err := syscall.Kill(agent, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
-			errs = append(errs, err)
-		}
+		errs = append(errs, pg.Signal(agent, sig))
 	}
 	if perr == nil {
 		errs = append(errs, pg.SignalServer(pm, sig))

@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -134,8 +133,7 @@ func loseNode(agentPID, pm int, hold time.Duration, pidFile string, restart []st
 	err := errors.Join(syscall.Kill(agentPID, syscall.SIGKILL), pg.SignalServer(pm, syscall.SIGKILL))
 	time.Sleep(hold)
 	if pidFile != "" {
-		data, rerr := os.ReadFile(pidFile)
-		if rerr != nil || strings.TrimSpace(string(data)) != strconv.Itoa(agentPID) {
+		if pid, rerr := readPID(pidFile); rerr != nil || pid != agentPID {
 			fmt.Fprintf(os.Stderr, "bulwark fault-helper: %s no longer names agent %d: not starting it again\n", pidFile, agentPID)
 			return err
 		}

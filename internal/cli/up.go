@@ -304,15 +304,44 @@ func socketDir(dir string) string {
 
 // pidAlive reads a PID file and says whether that process runs.
 func pidAlive(path string) (int, bool) {
-	data, err := os.ReadFile(path)
+	pid, err := readPID(path)
 	if err != nil {
 		return 0, false
 	}
+	return pid, pg.Alive(pid) // a killed agent not yet reaped is a zombie
+}
+
+// readPID reads the PID a PID file names.
+func readPID(path string) (int, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
 	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
 	if err != nil || pid <= 0 {
-		return 0, false
+		return 0, fmt.Errorf("%s names no PID", path)
 	}
-	return pid, pg.Alive(pid) // a killed agent not yet reaped is a zombie
+	return pid, nil
+}
+
+// writePIDFile writes pid to path, atomically: a reader sees the old PID
+// or the new one, never a torn file. The temporary file's name is unique:
+// bulwark up (as root) and the agent it starts (as postgres) both write
+// the agent's PID file.
+func writePIDFile(path string, pid int) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(strconv.Itoa(pid) + "\n")
+	err = errors.Join(err, f.Chmod(0o644), f.Close())
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
+	return err
 }
 
 // spawn starts this binary with argv in its own session, logging to
@@ -335,7 +364,7 @@ func spawn(argv []string, logPath, pidPath string, owner *syscall.Credential) er
 	if err := cmd.Start(); err != nil {
 		return err
 	}
-	if err := os.WriteFile(pidPath, []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o644); err != nil {
+	if err := writePIDFile(pidPath, cmd.Process.Pid); err != nil {
 		return err
 	}
 	return cmd.Process.Release()

@@ -56,22 +56,22 @@ func procState(pid int) (byte, bool) {
 // sig, and a SIGCONT unless sig was SIGSTOP. A process gone meanwhile is
 // no error.
 func SignalServer(pm int, sig syscall.Signal) error {
-	if err := signal(pm, syscall.SIGSTOP); err != nil {
+	if err := Signal(pm, syscall.SIGSTOP); err != nil {
 		return err
 	}
 	var errs []error
 	for _, pid := range ChildPIDs(pm) {
-		errs = append(errs, signal(pid, sig))
+		errs = append(errs, Signal(pid, sig))
 	}
-	errs = append(errs, signal(pm, sig))
+	errs = append(errs, Signal(pm, sig))
 	if sig != syscall.SIGSTOP {
-		errs = append(errs, signal(pm, syscall.SIGCONT))
+		errs = append(errs, Signal(pm, syscall.SIGCONT))
 	}
 	return errors.Join(errs...)
 }
 
-// signal sends sig to pid; a process already gone is no error.
-func signal(pid int, sig syscall.Signal) error {
+// Signal sends sig to pid; a process already gone is no error.
+func Signal(pid int, sig syscall.Signal) error {
 	if err := syscall.Kill(pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
 		return err
 	}
