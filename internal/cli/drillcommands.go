@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -12,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/bulwarkdb/bulwark/internal/drill"
@@ -90,44 +90,58 @@ func (f *commandFaults) inject(env []string) ([]byte, error) {
 }
 
 // Heal runs the heal command for a fault injected since the last heal,
-// then heals what the wrapped Faults did.
+// then heals what the wrapped Faults did. A heal command that failed runs
+// again at the next Heal (the drill heals once more when a run ends).
 func (f *commandFaults) Heal(ctx context.Context) error {
 	f.mu.Lock()
 	env := f.pending
-	f.pending = nil
 	f.mu.Unlock()
 	var err error
 	if env != nil {
-		_, err = runFaultCommand(ctx, "--heal-command", f.heal, env)
+		if _, err = runFaultCommand(ctx, "--heal-command", f.heal, env); err == nil {
+			f.mu.Lock()
+			f.pending = nil
+			f.mu.Unlock()
+		}
 	}
 	return errors.Join(err, f.Faults.Heal(ctx))
 }
 
 // runFaultCommand runs command with sh -c, env added to bulwark's own,
-// and returns what it printed. Its output, not the command (which may
-// hold credentials), goes into the error.
+// and returns what it printed. Its output, not the command, goes into
+// the error. It runs in a process group of its own, all killed if ctx
+// ends or after commandTimeout, so that no ssh it started injects a
+// fault after the drill gave up on it. Output of processes it leaves
+// running is not waited for.
 func runFaultCommand(ctx context.Context, flag, command string, env []string) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, commandTimeout)
+	cctx, cancel := context.WithTimeout(ctx, commandTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", command)
+	cmd := exec.CommandContext(cctx, "/bin/sh", "-c", command)
 	cmd.Env = append(os.Environ(), env...)
-	cmd.WaitDelay = 5 * time.Second
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 2 * time.Second
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		if ctx.Err() == context.DeadlineExceeded {
+	err := cmd.Run()
+	if errors.Is(err, exec.ErrWaitDelay) && ctx.Err() == nil && cmd.ProcessState.Success() {
+		err = nil // it succeeded and left something running that holds its output
+	}
+	if err != nil {
+		if ctx.Err() == nil && cctx.Err() == context.DeadlineExceeded {
 			err = fmt.Errorf("still running after %s", commandTimeout)
 		}
-		return nil, fmt.Errorf("%s (%s): %w%s", flag, env[0], err, lastLines(stderr.Bytes(), 5))
+		return nil, fmt.Errorf("%s (%s): %w%s", flag, env[0], err, lastLines(stderr.String(), 5))
 	}
 	return stdout.Bytes(), nil
 }
 
-// lastLines formats the last n lines of out for an error message.
-func lastLines(out []byte, n int) string {
+// lastLines formats the last n non-empty lines of out for an error
+// message.
+func lastLines(out string, n int) string {
 	var lines []string
-	for sc := bufio.NewScanner(bytes.NewReader(out)); sc.Scan(); {
-		if l := strings.TrimSpace(sc.Text()); l != "" {
+	for l := range strings.Lines(out) {
+		if l = strings.TrimSpace(l); l != "" {
 			lines = append(lines, l)
 		}
 	}

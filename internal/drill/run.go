@@ -2,6 +2,7 @@ package drill
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -15,7 +16,7 @@ import (
 // signals.
 type Faults interface {
 	Crash(node string) error    // kill -9 of the node's postmaster
-	KillNode(node string) error // kill -9 of its agent and postmaster
+	KillNode(node string) error // kill -9 of its agent, postmaster and the postmaster's children
 	Freeze(node string) error   // SIGSTOP of its agent and PostgreSQL processes
 	Thaw(node string) error     // SIGCONT of the same
 	// KillEtcd kill -9s the etcd member that serves clients at endpoint
@@ -89,7 +90,7 @@ func cmpDur(d, def time.Duration) time.Duration {
 
 // runOnce: a healthy cluster, the workload, the fault, recovery, healing,
 // then the checker.
-func runOnce(ctx context.Context, o Options, scenario, id string) (Run, error) {
+func runOnce(ctx context.Context, o Options, scenario, id string) (_ Run, err error) {
 	if scenario == RestoreTest {
 		return restoreTest(ctx, o, id)
 	}
@@ -114,14 +115,18 @@ func runOnce(ctx context.Context, o Options, scenario, id string) (Run, error) {
 	obs.Fault = time.Now()
 	obs.FaultNode, err = inject(ctx, o, scenario, before)
 	// Whatever happens next (an error, an interrupt), no node is left
-	// frozen or down: Thaw and Heal do nothing to a healthy node.
+	// frozen or down: Thaw and Heal do nothing to a healthy node. A heal
+	// that fails here fails the run: the fault may still be in place.
 	defer func() {
 		hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.Timeout)
 		defer cancel()
 		if scenario == PrimaryHang {
 			o.Faults.Thaw(before.Leader.Name)
 		}
-		o.Faults.Heal(hctx)
+		if herr := o.Faults.Heal(hctx); herr != nil {
+			o.Logger.Error("healing the fault failed: it may still be in place", "scenario", scenario, "err", herr)
+			err = errors.Join(err, fmt.Errorf("heal %s (the fault may still be in place): %w", scenario, herr))
+		}
 	}()
 	if err != nil {
 		return Run{}, fmt.Errorf("inject %s: %w", scenario, err)

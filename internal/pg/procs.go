@@ -3,11 +3,13 @@ package pg
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // Alive reports whether process pid runs and may be signalled by this
@@ -49,23 +51,30 @@ func procState(pid int) (byte, bool) {
 	return stat[i+2], true
 }
 
-// SignalServer sends sig to a postmaster and to its children (backends
-// and auxiliary processes). The postmaster is stopped (SIGSTOP) while its
-// children are listed and signalled, so it forks none the list would
-// miss, and none is handed to another parent by its death; then it gets
-// sig, and a SIGCONT unless sig was SIGSTOP. A process gone meanwhile is
-// no error.
+// SignalServer sends sig to a postmaster and to every process under it
+// (backends, auxiliary processes, and what they run, such as an
+// archive_command). The postmaster is stopped (SIGSTOP) first, and the
+// processes under it are listed once it is, so it forks none the list
+// would miss, and none is handed to another parent by its death; then it
+// gets sig, and a SIGCONT unless sig is SIGSTOP. A process gone
+// meanwhile is no error.
 func SignalServer(pm int, sig syscall.Signal) error {
+	if pm <= 0 {
+		return fmt.Errorf("no postmaster PID (%d)", pm)
+	}
 	if err := Signal(pm, syscall.SIGSTOP); err != nil {
 		return err
 	}
+	// kill returns before the signal takes effect.
+	for deadline := time.Now().Add(time.Second); !Stopped(pm) && Alive(pm) && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
 	var errs []error
-	for _, pid := range ChildPIDs(pm) {
+	for _, pid := range descendants(pm) {
 		errs = append(errs, Signal(pid, sig))
 	}
-	errs = append(errs, Signal(pm, sig))
 	if sig != syscall.SIGSTOP {
-		errs = append(errs, Signal(pm, syscall.SIGCONT))
+		errs = append(errs, Signal(pm, sig), Signal(pm, syscall.SIGCONT))
 	}
 	return errors.Join(errs...)
 }
@@ -81,9 +90,24 @@ func Signal(pid int, sig syscall.Signal) error {
 // ChildPIDs lists the processes whose parent is pid (a postmaster's
 // backends and auxiliary processes), from /proc. Those that exit while it
 // reads are left out.
-func ChildPIDs(pid int) []int {
-	entries, _ := os.ReadDir("/proc")
+func ChildPIDs(pid int) []int { return parents()[pid] }
+
+// descendants lists the processes under pid, children first.
+func descendants(pid int) []int {
+	tree := parents()
 	var out []int
+	for next := []int{pid}; len(next) > 0; {
+		p := next[0]
+		next = append(next[1:], tree[p]...)
+		out = append(out, tree[p]...)
+	}
+	return out
+}
+
+// parents maps each process's parent to its children, from /proc.
+func parents() map[int][]int {
+	entries, _ := os.ReadDir("/proc")
+	tree := map[int][]int{}
 	for _, e := range entries {
 		child, err := strconv.Atoi(e.Name())
 		if err != nil {
@@ -96,9 +120,12 @@ func ChildPIDs(pid int) []int {
 		// pid (comm) state ppid ...: comm may hold spaces, so split after ")".
 		s := string(stat)
 		fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-		if len(fields) > 1 && fields[1] == strconv.Itoa(pid) {
-			out = append(out, child)
+		if len(fields) < 2 {
+			continue
+		}
+		if ppid, err := strconv.Atoi(fields[1]); err == nil {
+			tree[ppid] = append(tree[ppid], child)
 		}
 	}
-	return out
+	return tree
 }

@@ -36,31 +36,38 @@ func TestProcessStates(t *testing.T) {
 	}
 }
 
-// TestSignalServerReachesChildren: SIGKILL to a server kills its
-// children too, stopped ones included: none outlives it, handed to
-// another parent (a stopped WAL sender would hold the shared memory).
+// TestSignalServerReachesChildren: SIGKILL to a server kills every
+// process under it, stopped ones and grandchildren included: none
+// outlives it, handed to another parent (a stopped WAL sender would hold
+// the shared memory; an archive_command would go on archiving).
 func TestSignalServerReachesChildren(t *testing.T) {
-	cmd := exec.Command("sh", "-c", "sleep 60 & sleep 60 & wait")
+	cmd := exec.Command("sh", "-c", "sleep 60 & sh -c 'sleep 60 & wait' & wait")
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	pm := cmd.Process.Pid
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	var children []int
-	waitFor(t, func() bool { children = ChildPIDs(pm); return len(children) == 2 })
+	var under []int
+	waitFor(t, func() bool { under = descendants(pm); return len(under) == 3 })
 	t.Cleanup(func() {
-		for _, pid := range children {
+		for _, pid := range under {
 			syscall.Kill(pid, syscall.SIGKILL)
 		}
 	})
-	if err := syscall.Kill(children[0], syscall.SIGSTOP); err != nil {
+	if len(ChildPIDs(pm)) != 2 {
+		t.Fatalf("children %v, want 2 of %v", ChildPIDs(pm), under)
+	}
+	if err := syscall.Kill(under[0], syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
 	if err := SignalServer(pm, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	for _, pid := range append(children, pm) {
+	for _, pid := range append(under, pm) {
 		waitFor(t, func() bool { return !Running(pid) && !Stopped(pid) })
+	}
+	if err := SignalServer(0, syscall.SIGKILL); err == nil {
+		t.Error("SignalServer(0) did not refuse")
 	}
 }
 

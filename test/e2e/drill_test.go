@@ -240,9 +240,9 @@ func (c *haCluster) checkFaultCommands(scenario, node, fault, heal string, ok fu
 	os.Remove(healed)
 
 	r2 := c.e.run(c.drillArgs("--scenario", scenario, "--faults", "agents",
-		"--fault-command", "echo no such firewall >&2; exit 3", "--heal-command", "touch "+healed)...)
-	if r2.code != 1 || !strings.Contains(r2.stderr, "no such firewall") {
-		c.t.Errorf("a failing fault command: exit %d, want 1 and its output: %s", r2.code, r2.stderr)
+		"--fault-command", "printf 'no such %s\\n' firewall >&2; exit 3", "--heal-command", "touch "+healed)...)
+	if r2.code != 1 || !strings.Contains(r2.stderr, "no such firewall") || strings.Contains(r2.stderr, "printf") {
+		c.t.Errorf("a failing fault command: exit %d, want 1 and its output, not the command: %s", r2.code, r2.stderr)
 	}
 	if _, err := os.Stat(healed); err != nil {
 		c.t.Errorf("the heal command did not run after a failed fault command: %v", err)
@@ -250,6 +250,7 @@ func (c *haCluster) checkFaultCommands(scenario, node, fault, heal string, ok fu
 	for _, args := range [][]string{
 		{"--scenario", scenario, "--faults", "agents"},
 		{"--scenario", scenario, "--fault-command", "true"},
+		{"--scenario", scenario, "--heal-command", "true"},
 		{"--scenario", drill.NodeLoss, "--fault-command", "true", "--heal-command", "true"},
 	} {
 		if r := c.e.run(c.drillArgs(args...)...); r.code != 2 {
@@ -495,7 +496,7 @@ func (c *haCluster) freezeWALSenders(node string) *walSenders {
 		defer close(watched)
 		for ctx.Err() == nil && pg.Alive(pm) {
 			freeze()
-			time.Sleep(5 * time.Millisecond)
+			time.Sleep(20 * time.Millisecond)
 		}
 	}()
 	c.t.Cleanup(func() {
