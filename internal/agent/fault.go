@@ -67,20 +67,18 @@ func (a *Agent) handleFault(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.log.Warn("drill fault", "fault", req.Fault, "hold", hold, "postmaster", pm)
+	act := func() {}
+	var err error
 	if req.Fault == FaultCrash {
-		if err := syscall.Kill(pm, syscall.SIGKILL); err != nil {
-			statusJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
-			return
-		}
-		statusJSON(w, http.StatusAccepted, map[string]string{"fault": req.Fault, "node": a.o.Self.Name})
-		return
+		err = syscall.Kill(pm, syscall.SIGKILL)
+	} else {
+		act, err = a.o.InjectFault(Fault{Kind: req.Fault, Hold: hold, Agent: syscall.Getpid(), Postmaster: pm})
 	}
-	act, err := a.o.InjectFault(Fault{Kind: req.Fault, Hold: hold, Agent: syscall.Getpid(), Postmaster: pm})
 	if err != nil {
 		statusJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
 		return
 	}
-	// The helper stops or kills this agent: answer first.
+	// A helper stops or kills this agent: answer first.
 	statusJSON(w, http.StatusAccepted, map[string]string{"fault": req.Fault, "node": a.o.Self.Name})
 	http.NewResponseController(w).Flush()
 	act()

@@ -36,6 +36,8 @@ type commandFaults struct {
 	pending []string // the environment of a fault not healed yet
 }
 
+var _ drill.Faults = (*commandFaults)(nil)
+
 // commandEnv describes a fault to its commands: BULWARK_FAULT names the
 // scenario, BULWARK_CLUSTER the cluster, BULWARK_ETCD_ENDPOINTS all of
 // etcd; for network-partition, BULWARK_NODE, BULWARK_NODE_HOST,

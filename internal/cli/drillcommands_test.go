@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bulwarkdb/bulwark/internal/drill"
 	"github.com/bulwarkdb/bulwark/internal/plan"
 )
 
@@ -74,5 +73,4 @@ func TestCommandFaultsHealAgain(t *testing.T) {
 	if err := f.Partition("n9"); err == nil || errors.Is(err, errNoFault) {
 		t.Errorf("a node not in the plan: %v", err)
 	}
-	var _ drill.Faults = f
 }

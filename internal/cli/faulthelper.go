@@ -125,10 +125,9 @@ func hangNode(agentPID, pm int, hold time.Duration) error {
 // loseNode kill -9s the agent, the postmaster and its children, as a lost
 // machine would lose them, and after hold starts the agent again with its
 // command line (the machine is back); the agent then starts PostgreSQL.
-// It does not if
-// the agent's PID file no longer names the killed agent: another agent
-// runs (systemd started it) or the cluster was stopped (bulwark down
-// removes the file).
+// It does not if the agent's PID file no longer names the killed agent:
+// another agent runs (systemd started it) or the cluster was stopped
+// (bulwark down removes the file).
 func loseNode(agentPID, pm int, hold time.Duration, pidFile string, restart []string) error {
 	err := errors.Join(syscall.Kill(agentPID, syscall.SIGKILL), pg.SignalServer(pm, syscall.SIGKILL))
 	time.Sleep(hold)

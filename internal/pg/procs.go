@@ -1,7 +1,6 @@
 package pg
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -39,16 +38,27 @@ func Running(pid int) bool {
 
 // procState is the state letter /proc/PID/stat gives.
 func procState(pid int) (byte, bool) {
+	f := statFields(pid)
+	if len(f) < 1 || f[0] == "" {
+		return 0, false
+	}
+	return f[0][0], true
+}
+
+// statFields are the fields of /proc/PID/stat after the command name:
+// state, ppid, and so on; nil if the process is gone.
+func statFields(pid int) []string {
 	stat, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
 	if err != nil {
-		return 0, false
+		return nil
 	}
-	// pid (comm) state ...: comm may hold spaces and ')'.
-	i := bytes.LastIndexByte(stat, ')')
-	if i <= 0 || i+2 >= len(stat) {
-		return 0, false
+	// pid (comm) state ppid ...: comm may hold spaces and ')'.
+	s := string(stat)
+	i := strings.LastIndexByte(s, ')')
+	if i <= 0 {
+		return nil
 	}
-	return stat[i+2], true
+	return strings.Fields(s[i+1:])
 }
 
 // SignalServer sends sig to a postmaster and to every process under it
@@ -113,18 +123,10 @@ func parents() map[int][]int {
 		if err != nil {
 			continue
 		}
-		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid ...: comm may hold spaces, so split after ")".
-		s := string(stat)
-		fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-		if len(fields) < 2 {
-			continue
-		}
-		if ppid, err := strconv.Atoi(fields[1]); err == nil {
-			tree[ppid] = append(tree[ppid], child)
+		if f := statFields(child); len(f) > 1 {
+			if ppid, err := strconv.Atoi(f[1]); err == nil {
+				tree[ppid] = append(tree[ppid], child)
+			}
 		}
 	}
 	return tree

@@ -524,11 +524,7 @@ func TestDrillCatchesSplitBrain(t *testing.T) {
 	st := c.waitHealthy(30 * time.Second)
 	var addrs []string
 	for _, m := range st.Members {
-		for _, kv := range strings.Fields(m.Conn) {
-			if port, ok := strings.CutPrefix(kv, "port="); ok {
-				addrs = append(addrs, "127.0.0.1:"+port)
-			}
-		}
+		addrs = append(addrs, "127.0.0.1:"+m.port())
 	}
 	via := randomRelay(t, addrs, 50*time.Millisecond)
 

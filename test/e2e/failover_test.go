@@ -412,14 +412,8 @@ func TestHAProxyFollowsThePrimary(t *testing.T) {
 	cfg.WriteString("listen primary\n  bind " + port + "\n  option httpchk GET /primary\n  http-check expect status 200\n")
 	cfg.WriteString("  default-server inter 500ms fall 1 rise 1 on-marked-down shutdown-sessions\n")
 	for _, m := range st.Members {
-		pgPort := ""
-		for _, kv := range strings.Fields(m.Conn) {
-			if v, ok := strings.CutPrefix(kv, "port="); ok {
-				pgPort = v
-			}
-		}
 		apiPort := m.APIURL[strings.LastIndex(m.APIURL, ":")+1:]
-		cfg.WriteString("  server " + m.Name + " 127.0.0.1:" + pgPort + " maxconn 100 check port " + apiPort + "\n")
+		cfg.WriteString("  server " + m.Name + " 127.0.0.1:" + m.port() + " maxconn 100 check port " + apiPort + "\n")
 	}
 	conf := filepath.Join(t.TempDir(), "haproxy.cfg")
 	pgtest.WriteFile(t, conf, []byte(cfg.String()))

@@ -46,6 +46,16 @@ type haMember struct {
 	Conn     string `json:"conn"`
 }
 
+// port is the member's PostgreSQL port, from its connection string.
+func (m haMember) port() string {
+	for _, kv := range strings.Fields(m.Conn) {
+		if v, ok := strings.CutPrefix(kv, "port="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
 type haStatus struct {
 	Leader  string     `json:"leader"`
 	Term    uint64     `json:"term"`
@@ -195,10 +205,8 @@ func (c *haCluster) signal(pid int, sig syscall.Signal) {
 func (c *haCluster) multiHost(st haStatus) string {
 	var hosts, ports []string
 	for _, m := range st.Members {
-		for _, kv := range strings.Fields(m.Conn) {
-			if v, ok := strings.CutPrefix(kv, "port="); ok {
-				hosts, ports = append(hosts, "127.0.0.1"), append(ports, v)
-			}
+		if v := m.port(); v != "" {
+			hosts, ports = append(hosts, "127.0.0.1"), append(ports, v)
 		}
 	}
 	return fmt.Sprintf("host=%s port=%s user=postgres dbname=postgres connect_timeout=2 target_session_attrs=read-write",
