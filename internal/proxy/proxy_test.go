@@ -15,6 +15,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -69,9 +70,26 @@ type testProxy struct {
 }
 
 // startProxy runs a proxy with o (listening on free loopback ports) until
-// the test ends, and checks that Run then returns nil.
+// the test ends, and checks that Run then returns nil. A port found free
+// can be taken by another process before the proxy binds it: then it
+// tries other ports.
 func startProxy(t testing.TB, o proxy.Options) *testProxy {
 	t.Helper()
+	for attempt := 1; ; attempt++ {
+		tp, err := tryProxy(t, o)
+		if err == nil {
+			return tp
+		}
+		if attempt == 5 || !errors.Is(err, syscall.EADDRINUSE) {
+			t.Fatal(err)
+		}
+		t.Logf("ports taken meanwhile, trying others: %v", err)
+	}
+}
+
+// tryProxy starts a proxy with o on ports found free, or returns why Run
+// failed at once.
+func tryProxy(t testing.TB, o proxy.Options) (*testProxy, error) {
 	tp := &testProxy{t: t, rw: freeAddr(t), ro: freeAddr(t)}
 	o.ListenRW, o.ListenRO = tp.rw, tp.ro
 	o.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -79,26 +97,43 @@ func startProxy(t testing.TB, o proxy.Options) *testProxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(p.Handler())
-	t.Cleanup(srv.Close)
-	tp.http = srv.URL
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
+	// Run binds first: a port taken meanwhile fails it at once. (Only
+	// then does a connection that succeeds mean the proxy listens, not
+	// whoever took the port.)
+	select {
+	case err := <-done:
+		cancel()
+		return nil, err
+	case <-time.After(50 * time.Millisecond):
+	}
+	pgtest.Eventually(t, 10*time.Second, func() error {
+		if !listening(tp.rw) || !listening(tp.ro) {
+			return errors.New("the proxy does not listen yet")
+		}
+		return nil
+	})
+	srv := httptest.NewServer(p.Handler())
+	t.Cleanup(srv.Close)
+	tp.http = srv.URL
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("Run: %v", err)
 		}
 	})
-	pgtest.Eventually(t, 10*time.Second, func() error {
-		c, err := net.Dial("tcp", tp.ro)
-		if err == nil {
-			c.Close()
-		}
-		return err
-	})
-	return tp
+	return tp, nil
+}
+
+// listening says whether addr accepts connections.
+func listening(addr string) bool {
+	c, err := net.Dial("tcp", addr)
+	if err == nil {
+		c.Close()
+	}
+	return err == nil
 }
 
 func freeAddr(t testing.TB) string {
