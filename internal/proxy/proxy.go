@@ -79,7 +79,12 @@ type Options struct {
 	// (SSLRequest, then TLS); an empty ServerName is set to each backend's
 	// host. nil: plain TCP.
 	BackendTLS *tls.Config
-	Logger     *slog.Logger // nil: no logs
+	// RelayThreads is how many relay loops, each an OS thread, copy the
+	// bytes of sessions with TLS on neither side (see loop.go); 0:
+	// DefaultRelayThreads(); negative: none, every session is copied by
+	// two goroutines of its own, as TLS sessions always are.
+	RelayThreads int
+	Logger       *slog.Logger // nil: no logs
 	// Registry receives the proxy's metrics, which Handler serves at
 	// /metrics; nil: a registry of its own.
 	Registry *prometheus.Registry
@@ -91,6 +96,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.WaitPrimary == 0 {
 		o.WaitPrimary = DefaultWaitPrimary
+	}
+	if o.RelayThreads == 0 {
+		o.RelayThreads = DefaultRelayThreads()
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -125,6 +133,7 @@ type Proxy struct {
 	router  *router
 	cancels *cancelMap
 	metrics *metrics
+	loops   *loops // set by Run; nil: no relay loops
 }
 
 // New checks o and builds a Proxy; it opens nothing until Run. It fails
@@ -152,6 +161,15 @@ func (p *Proxy) Run(ctx context.Context) error {
 	lns, err := p.listen()
 	if err != nil {
 		return err
+	}
+	if p.o.RelayThreads > 0 {
+		if p.loops, err = startLoops(p.o.RelayThreads, p.log); err != nil {
+			for _, ln := range lns {
+				ln.Close()
+			}
+			return err
+		}
+		defer p.loops.stop() // after every session has ended
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

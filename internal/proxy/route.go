@@ -3,7 +3,6 @@ package proxy
 import (
 	"cmp"
 	"log/slog"
-	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -69,13 +68,13 @@ func stale(acc access, node failover.Node, term uint64, t failover.Topology) boo
 func sameNode(a, b failover.Node) bool { return a.Name == b.Name && a.Addr == b.Addr }
 
 // session is one client routed to a backend. The router's mutex guards
-// stale and conns.
+// stale and pipe.
 type session struct {
 	acc   access
 	node  failover.Node
 	term  uint64
-	stale bool       // the topology no longer allows it
-	conns []net.Conn // client and backend, raw TCP; nil until attached
+	stale bool  // the topology no longer allows it
+	pipe  *pipe // client and backend; nil until attached
 }
 
 // router holds the topology and the sessions routed under it. It decides
@@ -112,7 +111,7 @@ func (r *router) update(t failover.Topology) {
 	r.topo, r.known = t, true
 	close(r.changed)
 	r.changed = make(chan struct{})
-	var conns []net.Conn
+	var pipes []*pipe
 	closed := map[access]int{}
 	for s := range r.sessions {
 		if !moved {
@@ -120,15 +119,15 @@ func (r *router) update(t failover.Topology) {
 		}
 		if !s.stale && stale(s.acc, s.node, s.term, t) {
 			s.stale = true
-			if s.conns != nil {
-				conns = append(conns, s.conns...)
+			if s.pipe != nil {
+				pipes = append(pipes, s.pipe)
 				closed[s.acc]++
 			}
 		}
 	}
 	r.mu.Unlock()
-	for _, c := range conns {
-		c.Close() // raw TCP: does not block
+	for _, c := range pipes {
+		c.close() // does not block
 	}
 	r.m.topology(t, closed)
 	attrs := []any{"term", t.Term, "primary", primaryName(t), "replicas", len(t.Replicas),
@@ -178,13 +177,13 @@ func (r *router) acquire(acc access) (s *session, changed <-chan struct{}) {
 
 // attach records the session's connections. false: an update made the
 // session stale meanwhile; the caller closes them and picks again.
-func (r *router) attach(s *session, client, backend net.Conn) bool {
+func (r *router) attach(s *session, c *pipe) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if s.stale {
 		return false
 	}
-	s.conns = []net.Conn{client, backend}
+	s.pipe = c
 	r.m.sessions.WithLabelValues(s.acc.String()).Inc()
 	return true
 }
@@ -198,7 +197,7 @@ func (r *router) release(s *session) {
 	if r.load[s.node.Name]--; r.load[s.node.Name] == 0 {
 		delete(r.load, s.node.Name)
 	}
-	if s.conns != nil {
+	if s.pipe != nil {
 		r.m.sessions.WithLabelValues(s.acc.String()).Dec()
 	}
 }
@@ -210,7 +209,7 @@ func (r *router) state() (failover.Topology, bool, map[access]int) {
 	defer r.mu.Unlock()
 	n := map[access]int{readWrite: 0, readOnly: 0}
 	for s := range r.sessions {
-		if s.conns != nil && !s.stale {
+		if s.pipe != nil && !s.stale {
 			n[s.acc]++
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -39,23 +40,24 @@ func (p *Proxy) handle(ctx context.Context, raw net.Conn, acc access) {
 		return
 	}
 	defer p.router.release(s)
-	defer c.backendRaw.Close()
+	defer c.close()
 	log = log.With("node", s.node.Name)
 	log.Debug("routed")
 	p.metrics.routed.WithLabelValues(acc.String(), s.node.Name).Inc()
-	p.relay(c, s, pkt, log)
+	p.relay(ctx, c, s, pkt, log)
 }
 
 // route holds the client until its backend is connected and returns the
 // session and its pipe. If none is, it tells the client why, and returns
 // false.
-func (p *Proxy) route(ctx context.Context, acc access, conn, raw net.Conn, log *slog.Logger) (*session, pipe, bool) {
+func (p *Proxy) route(ctx context.Context, acc access, conn, raw net.Conn, log *slog.Logger) (*session, *pipe, bool) {
 	gone, stopWatch := watchClient(raw)
-	s, backend, backendRaw, err := p.connect(ctx, acc, raw, gone)
+	c := &pipe{client: conn, clientRaw: raw}
+	s, err := p.connect(ctx, acc, c, gone)
 	stopWatch()
 	switch {
 	case err == nil:
-		return s, pipe{client: conn, clientRaw: raw, backend: backend, backendRaw: backendRaw}, true
+		return s, c, true
 	case errors.Is(err, errClientGone):
 		log.Debug("client left while held")
 	default:
@@ -67,15 +69,14 @@ func (p *Proxy) route(ctx context.Context, acc access, conn, raw net.Conn, log *
 		}
 		refuse(conn, code, "bulwark proxy: "+err.Error())
 	}
-	return nil, pipe{}, false
+	return nil, nil, false
 }
 
-// connect waits up to o.WaitPrimary for a backend for acc, connects to it
-// (again after a short backoff while it refuses, on the backend the
-// topology names then) and attaches the session to the router. It returns
-// the backend connection and the raw TCP connection under it.
-// It gives up with errClientGone once gone is closed.
-func (p *Proxy) connect(ctx context.Context, acc access, client net.Conn, gone <-chan struct{}) (*session, net.Conn, net.Conn, error) {
+// connect waits up to o.WaitPrimary for a backend for acc, connects c to
+// it (again after a short backoff while it refuses, on the backend the
+// topology names then) and attaches the session to the router. It gives
+// up with errClientGone once gone is closed.
+func (p *Proxy) connect(ctx context.Context, acc access, c *pipe, gone <-chan struct{}) (*session, error) {
 	waiting := p.metrics.waiting.WithLabelValues(acc.String())
 	waiting.Inc()
 	defer waiting.Dec()
@@ -86,24 +87,25 @@ func (p *Proxy) connect(ctx context.Context, acc access, client net.Conn, gone <
 	for {
 		s, changed := p.router.acquire(acc)
 		if s != nil {
-			conn, raw, err := p.dialBackend(ctx, s.node.Addr)
-			if err == nil && p.router.attach(s, client, raw) {
-				return s, conn, raw, nil
+			var err error
+			c.backend, c.backendRaw, err = p.dialBackend(ctx, s.node.Addr)
+			if err == nil && p.router.attach(s, c) {
+				return s, nil
 			}
 			p.router.release(s)
 			if err == nil { // the topology changed meanwhile: pick again
-				raw.Close()
+				c.backendRaw.Close()
 				continue
 			}
 			if errors.As(err, new(permanentError)) {
-				return nil, nil, nil, fmt.Errorf("connect to %s: %w", s.node.Name, err)
+				return nil, fmt.Errorf("connect to %s: %w", s.node.Name, err)
 			}
 			last = fmt.Errorf("connect to %s: %w", s.node.Name, err)
 		}
 		if err := wait(ctx, changed, gone, s != nil, backoff); errors.Is(err, errClientGone) {
-			return nil, nil, nil, err
+			return nil, err
 		} else if err != nil {
-			return nil, nil, nil, p.noBackend(acc, last)
+			return nil, p.noBackend(acc, last)
 		}
 		if s != nil {
 			backoff = min(2*backoff, backoffMax)
@@ -143,33 +145,81 @@ func (p *Proxy) noBackend(acc access, last error) error {
 	return fmt.Errorf("%s after %s", what, p.o.WaitPrimary)
 }
 
-// pipe is a session's two connections, and the raw TCP under each.
+// pipe is a session's two connections and the raw TCP under each; once
+// handed to a relay loop, the link that holds them. close is safe for
+// concurrent use.
 type pipe struct {
 	client, clientRaw   net.Conn
 	backend, backendRaw net.Conn
+
+	mu     sync.Mutex
+	closed bool
+	link   *link // set by handOff
 }
 
 // close ends both directions; it does not block.
-func (c pipe) close() {
+func (c *pipe) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed = true
+	if c.link != nil {
+		c.link.shutdown()
+		return
+	}
 	c.clientRaw.Close()
 	c.backendRaw.Close()
 }
 
+// plain reports whether both connections are TCP without TLS, which is
+// what a relay loop can copy.
+func (c *pipe) plain() bool { return c.client == c.clientRaw && c.backend == c.backendRaw }
+
+// handOff moves both connections into a link for a relay loop; the pipe
+// keeps the link, which its close shuts down. It fails once the pipe is
+// closed.
+func (c *pipe) handOff() (*link, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, net.ErrClosed
+	}
+	k, err := newLink(c.clientRaw, c.backendRaw)
+	if err != nil {
+		c.closed = true // newLink closed both
+		return nil, fmt.Errorf("hand the session to a relay loop: %w", err)
+	}
+	c.link = k
+	return k, nil
+}
+
 // relay forwards the client's startup packet, then copies bytes both ways
-// until either side ends. From the server it first reads messages up to
-// the first ReadyForQuery, to record the session's cancel key.
-func (p *Proxy) relay(c pipe, s *session, startup packet, log *slog.Logger) {
+// until either side ends or the pipe is closed. From the server it first
+// reads messages up to the first ReadyForQuery, to record the session's
+// cancel key; meanwhile a goroutine copies what the client sends. After
+// that a plain-TCP session moves to a relay loop; one with TLS on either
+// side goes on with a goroutine per direction.
+func (p *Proxy) relay(ctx context.Context, c *pipe, s *session, startup packet, log *slog.Logger) {
 	defer c.close()
+	stop := context.AfterFunc(ctx, c.close) // Run is ending
+	defer stop()
 	if _, err := c.backend.Write(startup); err != nil {
 		log.Debug("backend gone before startup", "err", err)
 		return
 	}
-	var wg sync.WaitGroup
+	var loop *loop
+	if c.plain() {
+		loop = p.loops.pick()
+	}
 	var up int64
-	wg.Go(func() {
-		up = copyPlain(c.backend, c.client)
-		c.close()
-	})
+	var upErr error
+	upDone := make(chan struct{})
+	go func() {
+		defer close(upDone)
+		up, upErr = copyPlain(c.backend, c.client)
+		if loop == nil || !errors.Is(upErr, os.ErrDeadlineExceeded) { // else: handed to the loop
+			c.close()
+		}
+	}()
 	var keys []cancelKey
 	defer func() {
 		for _, k := range keys {
@@ -181,25 +231,58 @@ func (p *Proxy) relay(c pipe, s *session, startup packet, log *slog.Logger) {
 		p.cancels.add(k, s.node.Addr)
 		keys = append(keys, k)
 	})
-	if err == nil {
-		down += copyPlain(c.client, c.backend)
+	switch {
+	case err != nil:
+	case loop == nil:
+		n, _ := copyPlain(c.client, c.backend) // ends with either side
+		down += n
+	default:
+		// Stop the copy to the server at its next read; what it read it
+		// has written, and what comes later the loop reads.
+		c.clientRaw.SetReadDeadline(aLongTimeAgo)
+		<-upDone
+		if errors.Is(upErr, os.ErrDeadlineExceeded) {
+			var k *link
+			if k, err = p.loopRelay(loop, c); err == nil {
+				up += k.dirs[0].bytes
+				down += k.dirs[1].bytes
+				err = k.err
+			}
+		}
 	}
 	c.close()
-	wg.Wait()
+	<-upDone
 	p.metrics.bytes.WithLabelValues(s.acc.String(), "to_server").Add(float64(up))
 	p.metrics.bytes.WithLabelValues(s.acc.String(), "to_client").Add(float64(down))
-	log.Debug("session ended", "bytes_to_server", up, "bytes_to_client", down)
+	log.Debug("session ended", "bytes_to_server", up, "bytes_to_client", down, "err", err)
+}
+
+// aLongTimeAgo is a deadline that has passed.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// loopRelay hands c to loop and returns the link once the session ended.
+func (p *Proxy) loopRelay(loop *loop, c *pipe) (*link, error) {
+	k, err := c.handOff()
+	if err != nil {
+		return nil, err
+	}
+	if err := loop.add(k); err != nil {
+		k.close()
+		return nil, err
+	}
+	<-k.done
+	return k, nil
 }
 
 // relayBuffer is the size of each direction's copy buffer, held for the
-// session's life.
+// session's life, when goroutines copy.
 const relayBuffer = 16 << 10
 
 // copyPlain copies src to dst until either fails, with read(2) and
 // write(2) through a buffer, never splice(2): for PostgreSQL's small
 // messages splice costs more (pgbench -S, 8 clients on 2 cores: 13-16k
-// TPS with splice, 19-22k without; HAProxy 18k).
-func copyPlain(dst io.Writer, src io.Reader) int64 {
-	n, _ := io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{src}, make([]byte, relayBuffer))
-	return n
+// TPS with splice, 19-22k without; HAProxy 18k). It returns the bytes
+// copied and the error that ended it (nil at the end of src).
+func copyPlain(dst io.Writer, src io.Reader) (int64, error) {
+	return io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{src}, make([]byte, relayBuffer))
 }

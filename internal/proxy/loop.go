@@ -1,0 +1,470 @@
+package proxy
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// A relay loop copies the bytes of many plain-TCP sessions on one OS
+// thread, the way HAProxy does: one level-triggered epoll set over
+// descriptors taken out of Go's poller, one read per readiness, a write
+// straight after it, and a copy kept only of what the receiver could not
+// take yet.
+//
+// Why not a goroutine per direction: each message then costs a read that
+// finds nothing (Go's poller is edge-triggered, so it reads until EAGAIN),
+// a park and a wake through the runtime's poller, and the scheduler's
+// hand-offs between threads. With pgbench -S -c 8 at a fixed 8,000 TPS on
+// two cores that was 47-49 µs of proxy CPU per transaction, against 36-41
+// µs for HAProxy and 33-34 µs for this loop; unthrottled, 14-16k TPS
+// against HAProxy's 17-20k and the loop's 17-23k. In a stand-alone relay
+// two loops on two cores cost more than one (49-51 µs against 30-34):
+// they wake each other's cores.
+//
+// Reads and writes go through RawSyscall: the descriptors are
+// non-blocking, so they never block, and they skip the scheduler's
+// bookkeeping around a syscall, which cost 5-6 µs per transaction here.
+// Only epoll_wait, which blocks, tells the scheduler.
+
+// loopBuffer is what one read takes at most; a loop has one such buffer
+// for all its sessions.
+const loopBuffer = 16 << 10
+
+// DefaultRelayThreads is the number of relay loops for Options.RelayThreads
+// 0: half the CPUs Go may use, at least one.
+func DefaultRelayThreads() int { return max(1, runtime.GOMAXPROCS(0)/2) }
+
+// loops is a set of relay loops; sessions are spread over them in turn.
+// A nil *loops has none: pick returns nil.
+type loops struct {
+	all  []*loop
+	next atomic.Uint32
+}
+
+// startLoops starts n loops, each on a thread of its own.
+func startLoops(n int, log *slog.Logger) (*loops, error) {
+	ls := &loops{}
+	for i := range n {
+		l, err := newLoop(log.With("loop", i))
+		if err != nil {
+			ls.stop()
+			return nil, err
+		}
+		ls.all = append(ls.all, l)
+		go l.run()
+	}
+	return ls, nil
+}
+
+// pick returns the loop for the next session, nil when there is none.
+func (ls *loops) pick() *loop {
+	if ls == nil || len(ls.all) == 0 {
+		return nil
+	}
+	return ls.all[int(ls.next.Add(1))%len(ls.all)]
+}
+
+// stop ends every loop and waits for them. Sessions still in a loop are
+// closed.
+func (ls *loops) stop() {
+	if ls == nil {
+		return
+	}
+	for _, l := range ls.all {
+		l.stop()
+	}
+}
+
+// errLoopStopped is what add returns once the loop is stopping.
+var errLoopStopped = errors.New("relay loop stopped")
+
+// loop is one relay thread. Its links map and everything in its links
+// but mu, closed and fds belong to the thread.
+type loop struct {
+	ep, wake int // the epoll set; an eventfd that signals queue and stopping
+	log      *slog.Logger
+	done     chan struct{} // closed when run has returned
+
+	mu       sync.Mutex
+	queue    []*link
+	stopping bool
+
+	links   map[int32]*link // by descriptor
+	nextID  int32
+	scratch []byte
+}
+
+func newLoop(log *slog.Logger) (*loop, error) {
+	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("proxy: relay loop: epoll_create1: %w", err)
+	}
+	wake, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		unix.Close(ep)
+		return nil, fmt.Errorf("proxy: relay loop: eventfd: %w", err)
+	}
+	if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, wake, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(wake)}); err != nil {
+		unix.Close(ep)
+		unix.Close(wake)
+		return nil, fmt.Errorf("proxy: relay loop: epoll_ctl: %w", err)
+	}
+	return &loop{ep: ep, wake: wake, log: log, done: make(chan struct{}),
+		links: map[int32]*link{}, scratch: make([]byte, loopBuffer)}, nil
+}
+
+// add hands k to the loop, which owns its descriptors from then on, and
+// closes them and k.done when the session ends. It fails once the loop
+// is stopping; k is then the caller's to close.
+func (l *loop) add(k *link) error {
+	l.mu.Lock()
+	if l.stopping {
+		l.mu.Unlock()
+		return errLoopStopped
+	}
+	l.queue = append(l.queue, k)
+	l.signal()
+	l.mu.Unlock()
+	return nil
+}
+
+// stop asks the loop to end and waits until it has; the sessions it
+// still relays are closed. It may be called more than once.
+func (l *loop) stop() {
+	l.mu.Lock()
+	if !l.stopping {
+		l.stopping = true
+		l.signal()
+	}
+	l.mu.Unlock()
+	<-l.done
+}
+
+// signal wakes the loop. The caller holds l.mu, under which run closes the
+// eventfd once stopping: it never writes to a closed descriptor.
+func (l *loop) signal() {
+	var one [8]byte
+	binary.NativeEndian.PutUint64(one[:], 1)
+	unix.Write(l.wake, one[:]) // EAGAIN: the counter is full, a wake-up is pending anyway
+}
+
+// run is the loop's thread. It gives the thread back to Go when it
+// returns rather than let it end: a child process started from that
+// thread with a parent-death signal would get the signal.
+func (l *loop) run() {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	defer close(l.done)
+	defer func() {
+		unix.Close(l.ep)
+		l.mu.Lock()
+		l.stopping = true
+		unix.Close(l.wake)
+		l.mu.Unlock()
+	}()
+	events := make([]unix.EpollEvent, 256)
+	for {
+		n, err := unix.EpollWait(l.ep, events, -1)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil { // cannot happen with a valid epoll set; fail closed
+			l.log.Error("relay loop failed; closing its sessions", "err", err)
+			l.mu.Lock()
+			l.stopping = true // add fails from now on
+			l.mu.Unlock()
+			l.endAll()
+			return
+		}
+		for _, ev := range events[:n] {
+			if ev.Fd == int32(l.wake) {
+				if !l.takeQueue() {
+					l.endAll()
+					return
+				}
+				continue
+			}
+			if k := l.links[ev.Fd]; k != nil && k.id == ev.Pad { // else: ended earlier in this batch
+				l.serve(k, ev)
+			}
+		}
+	}
+}
+
+// takeQueue registers the sessions added since the last call; false when
+// the loop is to stop.
+func (l *loop) takeQueue() bool {
+	var buf [8]byte
+	unix.Read(l.wake, buf[:])
+	l.mu.Lock()
+	queue, stopping := l.queue, l.stopping
+	l.queue = nil
+	l.mu.Unlock()
+	for _, k := range queue {
+		l.nextID++
+		k.id = l.nextID
+		for side, fd := range k.fds {
+			k.mask[side] = unix.EPOLLIN
+			if err := unix.EpollCtl(l.ep, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd), Pad: k.id}); err != nil {
+				k.err = fmt.Errorf("epoll_ctl: %w", err)
+				l.end(k)
+				break
+			}
+			l.links[int32(fd)] = k
+		}
+	}
+	return !stopping
+}
+
+// serve acts on one readiness event of one of k's descriptors: it moves
+// bytes out of it (the direction that reads it) and into it (the
+// direction that writes it, if that one has bytes waiting).
+func (l *loop) serve(k *link, ev unix.EpollEvent) {
+	side := k.side(ev.Fd)
+	out, in := &k.dirs[side], &k.dirs[1-side]
+	acted := false
+	if ev.Events&(unix.EPOLLIN|unix.EPOLLHUP|unix.EPOLLERR) != 0 && len(out.pending) == 0 {
+		acted = true
+		if !l.pump(k, side) {
+			return
+		}
+	}
+	if ev.Events&(unix.EPOLLOUT|unix.EPOLLHUP|unix.EPOLLERR) != 0 && len(in.pending) > 0 {
+		acted = true
+		if !l.flush(k, 1-side) {
+			return
+		}
+	}
+	if !acted { // a hang-up or error on a descriptor waiting on its peer
+		k.err = errors.New("connection reset")
+		l.end(k)
+		return
+	}
+	l.rearm(k)
+}
+
+// pump reads once from k's side and writes what it read to the other
+// side, keeping what that one did not take. false: the session ended.
+func (l *loop) pump(k *link, side int) bool {
+	n, err := rawIO(unix.SYS_READ, k.fds[side], l.scratch)
+	switch {
+	case err == unix.EAGAIN || err == unix.EINTR:
+		return true
+	case err != nil:
+		k.err = fmt.Errorf("read: %w", err)
+		l.end(k)
+		return false
+	case n == 0: // end of stream: as with the goroutine copy, both sides end
+		l.end(k)
+		return false
+	}
+	d := &k.dirs[side]
+	w, err := rawIO(unix.SYS_WRITE, k.fds[1-side], l.scratch[:n])
+	if err != nil && err != unix.EAGAIN && err != unix.EINTR {
+		k.err = fmt.Errorf("write: %w", err)
+		l.end(k)
+		return false
+	}
+	d.bytes += int64(w)
+	d.pending = append(d.pending[:0], l.scratch[w:n]...)
+	return true
+}
+
+// flush writes the bytes k's direction from side keeps for its receiver.
+// false: the session ended.
+func (l *loop) flush(k *link, side int) bool {
+	d := &k.dirs[side]
+	w, err := rawIO(unix.SYS_WRITE, k.fds[1-side], d.pending)
+	if err != nil && err != unix.EAGAIN && err != unix.EINTR {
+		k.err = fmt.Errorf("write: %w", err)
+		l.end(k)
+		return false
+	}
+	d.bytes += int64(w)
+	d.pending = d.pending[w:]
+	if len(d.pending) == 0 {
+		d.pending = nil // a big backlog's buffer is not kept for the session's life
+	}
+	return true
+}
+
+// rearm sets what epoll watches on each of k's descriptors: reading while
+// the direction out of it has nothing waiting, writing while the one into
+// it has.
+func (l *loop) rearm(k *link) {
+	for side, fd := range k.fds {
+		var want uint32
+		if len(k.dirs[side].pending) == 0 {
+			want |= unix.EPOLLIN
+		}
+		if len(k.dirs[1-side].pending) > 0 {
+			want |= unix.EPOLLOUT
+		}
+		if want == k.mask[side] {
+			continue
+		}
+		if err := unix.EpollCtl(l.ep, unix.EPOLL_CTL_MOD, fd, &unix.EpollEvent{Events: want, Fd: int32(fd), Pad: k.id}); err != nil {
+			k.err = fmt.Errorf("epoll_ctl: %w", err)
+			l.end(k)
+			return
+		}
+		k.mask[side] = want
+	}
+}
+
+// end closes k's descriptors and tells its owner.
+func (l *loop) end(k *link) {
+	k.mu.Lock()
+	for _, fd := range k.fds {
+		if l.links[int32(fd)] == k {
+			delete(l.links, int32(fd))
+			unix.EpollCtl(l.ep, unix.EPOLL_CTL_DEL, fd, nil)
+		}
+		unix.Close(fd)
+	}
+	k.closed = true
+	k.mu.Unlock()
+	close(k.done)
+}
+
+// endAll ends every session, queued or registered: the loop is stopping.
+func (l *loop) endAll() {
+	for _, k := range l.links {
+		if !k.isClosed() {
+			l.end(k)
+		}
+	}
+	l.mu.Lock()
+	queue := l.queue
+	l.queue = nil
+	l.mu.Unlock()
+	for _, k := range queue {
+		l.end(k)
+	}
+}
+
+// rawIO reads or writes fd without telling the scheduler: fd is
+// non-blocking, so the call is short.
+func rawIO(trap uintptr, fd int, b []byte) (int, error) {
+	if len(b) == 0 {
+		return 0, nil
+	}
+	n, _, e := unix.RawSyscall(trap, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)))
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
+}
+
+// link is one session in a loop: the client's descriptor (side 0) and the
+// backend's (side 1), and the bytes in flight each way. dirs[i] reads
+// fds[i] and writes fds[1-i].
+type link struct {
+	fds  [2]int
+	done chan struct{} // closed once the loop has closed fds
+
+	mu     sync.Mutex // guards closed, and fds against shutdown after close
+	closed bool
+
+	// The loop's, until done is closed.
+	id   int32
+	mask [2]uint32
+	dirs [2]struct {
+		pending []byte // read, not yet written
+		bytes   int64  // written
+	}
+	err error // why it ended, if not an orderly end of stream
+}
+
+// newLink takes client and backend out of Go's poller: it duplicates
+// their descriptors and closes them. On error both are closed.
+func newLink(client, backend net.Conn) (*link, error) {
+	k := &link{fds: [2]int{-1, -1}, done: make(chan struct{})}
+	var err error
+	for side, c := range []net.Conn{client, backend} {
+		if err == nil {
+			k.fds[side], err = dupConn(c)
+		}
+		c.Close()
+	}
+	if err != nil {
+		for _, fd := range k.fds {
+			if fd >= 0 {
+				unix.Close(fd)
+			}
+		}
+		return nil, err
+	}
+	return k, nil
+}
+
+// dupConn duplicates c's descriptor, close-on-exec and, like c's,
+// non-blocking.
+func dupConn(c net.Conn) (int, error) {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return -1, fmt.Errorf("%T has no descriptor", c)
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	nfd := -1
+	cerr := rc.Control(func(fd uintptr) { nfd, err = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0) })
+	if cerr != nil {
+		return -1, cerr
+	}
+	if err != nil {
+		return -1, fmt.Errorf("dup: %w", err)
+	}
+	return nfd, nil
+}
+
+func (k *link) side(fd int32) int {
+	if int32(k.fds[0]) == fd {
+		return 0
+	}
+	return 1
+}
+
+func (k *link) isClosed() bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.closed
+}
+
+// shutdown ends the session from any goroutine: the loop sees both
+// descriptors hang up and closes them. It does not block.
+func (k *link) shutdown() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.closed {
+		return
+	}
+	for _, fd := range k.fds {
+		unix.Shutdown(fd, unix.SHUT_RDWR)
+	}
+}
+
+// close closes the descriptors of a link no loop took.
+func (k *link) close() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.closed {
+		return
+	}
+	for _, fd := range k.fds {
+		unix.Close(fd)
+	}
+	k.closed = true
+}
