@@ -23,7 +23,7 @@ type proxyFlags struct {
 	listenRW, listenRO, http  string
 	maxLag, roFallback        string
 	waitPrimary               time.Duration
-	relayThreads              int
+	relayLoops                int
 	tlsCert, tlsKey           string
 	backendSSLMode, backendCA string
 }
@@ -53,7 +53,7 @@ func (a *app) newProxyCmd() *cobra.Command {
 	fl.StringVar(&f.tlsKey, "tls-key", "", "private key (PEM) of --tls-cert")
 	fl.StringVar(&f.backendSSLMode, "backend-sslmode", "disable", "TLS to PostgreSQL: disable, require (encrypt, no verification) or verify-full")
 	fl.StringVar(&f.backendCA, "backend-ca", "", "CA bundle (PEM) that verifies PostgreSQL's certificates (verify-full; default: the system's)")
-	fl.IntVar(&f.relayThreads, "relay-threads", 0, "threads that copy the bytes of sessions without TLS (0: half the CPUs, at least 1; -1: a goroutine per direction instead)")
+	fl.IntVar(&f.relayLoops, "relay-loops", 0, "event loops that copy the bytes of sessions without TLS (0: half the CPUs, at least 1; -1: none, two goroutines per session instead)")
 	return cmd
 }
 
@@ -81,15 +81,15 @@ func (a *app) proxy(ctx context.Context, f proxyFlags) error {
 // proxyOptions turns the flags into the proxy's options, but for Source
 // and Logger.
 func proxyOptions(f proxyFlags) (proxy.Options, error) {
-	o := proxy.Options{ListenRW: f.listenRW, ListenRO: f.listenRO, WaitPrimary: f.waitPrimary, RelayThreads: f.relayThreads}
+	o := proxy.Options{ListenRW: f.listenRW, ListenRO: f.listenRO, WaitPrimary: f.waitPrimary, RelayLoops: f.relayLoops}
 	if f.listenRW == "" && f.listenRO == "" {
 		return o, usageError{errors.New("give --listen-rw, --listen-ro or both")}
 	}
 	if f.waitPrimary <= 0 {
 		return o, usageError{fmt.Errorf("--wait-primary %s: want a positive duration", f.waitPrimary)}
 	}
-	if f.relayThreads < -1 {
-		return o, usageError{fmt.Errorf("--relay-threads %d: want 0 (automatic), -1 (none) or a positive number", f.relayThreads)}
+	if f.relayLoops < -1 {
+		return o, usageError{fmt.Errorf("--relay-loops %d: want 0 (automatic), -1 (none) or a positive number", f.relayLoops)}
 	}
 	lag, ok := plan.ParseSize(f.maxLag)
 	if !ok || lag <= 0 {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -15,34 +16,37 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// A relay loop copies the bytes of many plain-TCP sessions on one OS
-// thread, the way HAProxy does: one level-triggered epoll set over
-// descriptors taken out of Go's poller, one read per readiness, a write
-// straight after it, and a copy kept only of what the receiver could not
-// take yet.
+// A relay loop copies the bytes of many plain-TCP sessions in one
+// goroutine, the way HAProxy's threads do: one level-triggered epoll set
+// over descriptors taken out of Go's poller, one read per readiness, a
+// write straight after it, and a copy kept only of what the receiver could
+// not take yet. The loop waits for its epoll set through Go's poller (the
+// set's descriptor is itself pollable), so it blocks in no syscall and
+// holds no thread while its sessions are idle.
 //
 // Why not a goroutine per direction: each message then costs a read that
 // finds nothing (Go's poller is edge-triggered, so it reads until EAGAIN),
 // a park and a wake through the runtime's poller, and the scheduler's
 // hand-offs between threads. With pgbench -S -c 8 at a fixed 8,000 TPS on
 // two cores that was 47-49 µs of proxy CPU per transaction, against 36-41
-// µs for HAProxy and 33-34 µs for this loop; unthrottled, 14-16k TPS
-// against HAProxy's 17-20k and the loop's 17-23k. In a stand-alone relay
-// two loops on two cores cost more than one (49-51 µs against 30-34):
-// they wake each other's cores.
+// µs for HAProxy and 32-35 µs for this loop; unthrottled, 14-16k TPS
+// against HAProxy's 18-20k and the loop's 20-23k. A loop on a locked
+// thread blocking in epoll_wait took 33-36 µs: the scheduler's monitor
+// wakes every 20 µs for a while after such a syscall.
 //
 // Reads and writes go through RawSyscall: the descriptors are
-// non-blocking, so they never block, and they skip the scheduler's
-// bookkeeping around a syscall, which cost 5-6 µs per transaction here.
-// Only epoll_wait, which blocks, tells the scheduler.
+// non-blocking, so the calls are short, and they skip the scheduler's
+// bookkeeping around a syscall, which cost 5-6 µs per transaction.
 
 // loopBuffer is what one read takes at most; a loop has one such buffer
 // for all its sessions.
 const loopBuffer = 16 << 10
 
-// DefaultRelayThreads is the number of relay loops for Options.RelayThreads
-// 0: half the CPUs Go may use, at least one.
-func DefaultRelayThreads() int { return max(1, runtime.GOMAXPROCS(0)/2) }
+// DefaultRelayLoops is the number of relay loops for Options.RelayLoops
+// 0: half the CPUs Go may use, at least one. Each loop uses at most one
+// CPU; on two cores one loop took less CPU per transaction than two
+// (49-51 µs against 30-34 in a stand-alone relay).
+func DefaultRelayLoops() int { return max(1, runtime.GOMAXPROCS(0)/2) }
 
 // loops is a set of relay loops; sessions are spread over them in turn.
 // A nil *loops has none: pick returns nil.
@@ -51,7 +55,7 @@ type loops struct {
 	next atomic.Uint32
 }
 
-// startLoops starts n loops, each on a thread of its own.
+// startLoops starts n loops, each in a goroutine of its own.
 func startLoops(n int, log *slog.Logger) (*loops, error) {
 	ls := &loops{}
 	for i := range n {
@@ -88,38 +92,46 @@ func (ls *loops) stop() {
 // errLoopStopped is what add returns once the loop is stopping.
 var errLoopStopped = errors.New("relay loop stopped")
 
-// loop is one relay thread. Its links map and everything in its links
-// but mu, closed and fds belong to the thread.
+// loop is one relay loop. Its links map and everything in its links but
+// mu, closed and fds belong to its goroutine.
 type loop struct {
-	ep, wake int // the epoll set; an eventfd that signals queue and stopping
-	log      *slog.Logger
-	done     chan struct{} // closed when run has returned
+	ep   *os.File // the epoll set, in Go's poller
+	wake int      // an eventfd in the set: queue or stopping changed
+	log  *slog.Logger
+	done chan struct{} // closed when run has returned
 
 	mu       sync.Mutex
 	queue    []*link
 	stopping bool
 
+	epfd    int             // ep's descriptor
 	links   map[int32]*link // by descriptor
 	nextID  int32
 	scratch []byte
 }
 
 func newLoop(log *slog.Logger) (*loop, error) {
-	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	// Non-blocking, so that os.NewFile puts the set in Go's poller.
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("proxy: relay loop: epoll_create1: %w", err)
 	}
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		unix.Close(epfd)
+		return nil, fmt.Errorf("proxy: relay loop: epoll set non-blocking: %w", err)
+	}
+	ep := os.NewFile(uintptr(epfd), "epoll")
 	wake, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
 	if err != nil {
-		unix.Close(ep)
+		ep.Close()
 		return nil, fmt.Errorf("proxy: relay loop: eventfd: %w", err)
 	}
-	if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, wake, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(wake)}); err != nil {
-		unix.Close(ep)
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wake, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(wake)}); err != nil {
+		ep.Close()
 		unix.Close(wake)
 		return nil, fmt.Errorf("proxy: relay loop: epoll_ctl: %w", err)
 	}
-	return &loop{ep: ep, wake: wake, log: log, done: make(chan struct{}),
+	return &loop{ep: ep, epfd: epfd, wake: wake, log: log, done: make(chan struct{}),
 		links: map[int32]*link{}, scratch: make([]byte, loopBuffer)}, nil
 }
 
@@ -158,33 +170,26 @@ func (l *loop) signal() {
 	unix.Write(l.wake, one[:]) // EAGAIN: the counter is full, a wake-up is pending anyway
 }
 
-// run is the loop's thread. It gives the thread back to Go when it
-// returns rather than let it end: a child process started from that
-// thread with a parent-death signal would get the signal.
+// run is the loop's goroutine.
 func (l *loop) run() {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
 	defer close(l.done)
 	defer func() {
-		unix.Close(l.ep)
+		l.ep.Close()
 		l.mu.Lock()
 		l.stopping = true
 		unix.Close(l.wake)
 		l.mu.Unlock()
 	}()
+	rc, err := l.ep.SyscallConn()
 	events := make([]unix.EpollEvent, 256)
-	for {
-		n, err := unix.EpollWait(l.ep, events, -1)
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err != nil { // cannot happen with a valid epoll set; fail closed
-			l.log.Error("relay loop failed; closing its sessions", "err", err)
-			l.mu.Lock()
-			l.stopping = true // add fails from now on
-			l.mu.Unlock()
-			l.endAll()
-			return
+	for err == nil {
+		var n int
+		err = rc.Read(func(fd uintptr) bool { // until events, or an error
+			n, err = epollPoll(int(fd), events)
+			return n > 0 || (err != nil && err != unix.EINTR)
+		})
+		if err != nil {
+			break
 		}
 		for _, ev := range events[:n] {
 			if ev.Fd == int32(l.wake) {
@@ -199,6 +204,22 @@ func (l *loop) run() {
 			}
 		}
 	}
+	// Cannot happen with a valid epoll set; fail closed.
+	l.log.Error("relay loop failed; closing its sessions", "err", err)
+	l.mu.Lock()
+	l.stopping = true // add fails from now on
+	l.mu.Unlock()
+	l.endAll()
+}
+
+// epollPoll returns the events ready on the epoll set ep now, without
+// waiting.
+func epollPoll(ep int, events []unix.EpollEvent) (int, error) {
+	n, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(ep), uintptr(unsafe.Pointer(unsafe.SliceData(events))), uintptr(len(events)), 0, 0, 0)
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
 }
 
 // takeQueue registers the sessions added since the last call; false when
@@ -215,7 +236,7 @@ func (l *loop) takeQueue() bool {
 		k.id = l.nextID
 		for side, fd := range k.fds {
 			k.mask[side] = unix.EPOLLIN
-			if err := unix.EpollCtl(l.ep, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd), Pad: k.id}); err != nil {
+			if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd), Pad: k.id}); err != nil {
 				k.err = fmt.Errorf("epoll_ctl: %w", err)
 				l.end(k)
 				break
@@ -313,7 +334,7 @@ func (l *loop) rearm(k *link) {
 		if want == k.mask[side] {
 			continue
 		}
-		if err := unix.EpollCtl(l.ep, unix.EPOLL_CTL_MOD, fd, &unix.EpollEvent{Events: want, Fd: int32(fd), Pad: k.id}); err != nil {
+		if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, fd, &unix.EpollEvent{Events: want, Fd: int32(fd), Pad: k.id}); err != nil {
 			k.err = fmt.Errorf("epoll_ctl: %w", err)
 			l.end(k)
 			return
@@ -328,7 +349,7 @@ func (l *loop) end(k *link) {
 	for _, fd := range k.fds {
 		if l.links[int32(fd)] == k {
 			delete(l.links, int32(fd))
-			unix.EpollCtl(l.ep, unix.EPOLL_CTL_DEL, fd, nil)
+			unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, fd, nil)
 		}
 		unix.Close(fd)
 	}

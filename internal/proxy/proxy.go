@@ -79,12 +79,12 @@ type Options struct {
 	// (SSLRequest, then TLS); an empty ServerName is set to each backend's
 	// host. nil: plain TCP.
 	BackendTLS *tls.Config
-	// RelayThreads is how many relay loops, each an OS thread, copy the
-	// bytes of sessions with TLS on neither side (see loop.go); 0:
-	// DefaultRelayThreads(); negative: none, every session is copied by
-	// two goroutines of its own, as TLS sessions always are.
-	RelayThreads int
-	Logger       *slog.Logger // nil: no logs
+	// RelayLoops is how many relay loops copy the bytes of sessions with
+	// TLS on neither side (see loop.go); 0: DefaultRelayLoops(); negative:
+	// none, every session is copied by two goroutines of its own, as TLS
+	// sessions always are.
+	RelayLoops int
+	Logger     *slog.Logger // nil: no logs
 	// Registry receives the proxy's metrics, which Handler serves at
 	// /metrics; nil: a registry of its own.
 	Registry *prometheus.Registry
@@ -97,8 +97,8 @@ func (o Options) withDefaults() Options {
 	if o.WaitPrimary == 0 {
 		o.WaitPrimary = DefaultWaitPrimary
 	}
-	if o.RelayThreads == 0 {
-		o.RelayThreads = DefaultRelayThreads()
+	if o.RelayLoops == 0 {
+		o.RelayLoops = DefaultRelayLoops()
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -162,8 +162,8 @@ func (p *Proxy) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if p.o.RelayThreads > 0 {
-		if p.loops, err = startLoops(p.o.RelayThreads, p.log); err != nil {
+	if p.o.RelayLoops > 0 {
+		if p.loops, err = startLoops(p.o.RelayLoops, p.log); err != nil {
 			for _, ln := range lns {
 				ln.Close()
 			}

@@ -308,9 +308,9 @@ func TestLargeTransfers(t *testing.T) {
 	ctx := context.Background()
 	direct := connect(t, p.ConnString())
 	for _, threads := range []int{0, -1} {
-		t.Run(fmt.Sprintf("RelayThreads %d", threads), func(t *testing.T) {
+		t.Run(fmt.Sprintf("RelayLoops %d", threads), func(t *testing.T) {
 			src := newSource()
-			tp := startProxy(t, proxy.Options{Source: src, RelayThreads: threads})
+			tp := startProxy(t, proxy.Options{Source: src, RelayLoops: threads})
 			src.set(failover.Topology{Term: 1, Primary: node(p)})
 			c := connect(t, connString(tp.rw))
 			if _, err := c.Exec(ctx, "TRUNCATE blob"); err != nil {

@@ -187,7 +187,7 @@ func TestProxyUsageErrors(t *testing.T) {
 		{"bad sslmode", []string{"proxy", "--listen-rw", "127.0.0.1:0", "--backend-sslmode", "prefer"}},
 		{"CA without verify-full", []string{"proxy", "--listen-rw", "127.0.0.1:0", "--backend-ca", "/ca.pem"}},
 		{"bad wait", []string{"proxy", "--listen-rw", "127.0.0.1:0", "--wait-primary", "0s"}},
-		{"bad relay threads", []string{"proxy", "--listen-rw", "127.0.0.1:0", "--relay-threads", "-2"}},
+		{"bad relay loops", []string{"proxy", "--listen-rw", "127.0.0.1:0", "--relay-loops", "-2"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if r := newEnv(t).run(tc.args...); r.code != 2 {
