@@ -53,7 +53,7 @@ func (a *app) newProxyCmd() *cobra.Command {
 	fl.StringVar(&f.tlsKey, "tls-key", "", "private key (PEM) of --tls-cert")
 	fl.StringVar(&f.backendSSLMode, "backend-sslmode", "disable", "TLS to PostgreSQL: disable, require (encrypt, no verification) or verify-full")
 	fl.StringVar(&f.backendCA, "backend-ca", "", "CA bundle (PEM) that verifies PostgreSQL's certificates (verify-full; default: the system's)")
-	fl.IntVar(&f.relayLoops, "relay-loops", 0, "event loops that copy the bytes of sessions without TLS (0: half the CPUs, at least 1; -1: none, two goroutines per session instead)")
+	fl.IntVar(&f.relayLoops, "relay-loops", 0, "event loops that copy the bytes of sessions without TLS (0: half of GOMAXPROCS, at least 1; -1: none, two goroutines per session instead)")
 	return cmd
 }
 

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -28,8 +29,8 @@ import (
 // finds nothing (Go's poller is edge-triggered, so it reads until EAGAIN),
 // a park and a wake through the runtime's poller, and the scheduler's
 // hand-offs between threads. With pgbench -S -c 8 at a fixed 8,000 TPS on
-// two cores that was 47-49 µs of proxy CPU per transaction, against 36-41
-// µs for HAProxy and 32-35 µs for this loop; unthrottled, 14-16k TPS
+// two cores that was 47-53 µs of proxy CPU per transaction, against 36-43
+// µs for HAProxy and 29-35 µs for this loop; unthrottled, 14-16k TPS
 // against HAProxy's 18-20k and the loop's 20-23k. A loop on a locked
 // thread blocking in epoll_wait took 33-36 µs: the scheduler's monitor
 // wakes every 20 µs for a while after such a syscall.
@@ -43,9 +44,10 @@ import (
 const loopBuffer = 16 << 10
 
 // DefaultRelayLoops is the number of relay loops for Options.RelayLoops
-// 0: half the CPUs Go may use, at least one. Each loop uses at most one
-// CPU; on two cores one loop took less CPU per transaction than two
-// (49-51 µs against 30-34 in a stand-alone relay).
+// 0: half of GOMAXPROCS, at least one. Each loop uses at most one CPU; on
+// two cores one loop took less CPU per transaction than two (49-51 µs
+// against 30-34 in a stand-alone relay of an earlier design, blocking in
+// epoll_wait).
 func DefaultRelayLoops() int { return max(1, runtime.GOMAXPROCS(0)/2) }
 
 // loops is a set of relay loops; sessions are spread over them in turn.
@@ -75,7 +77,7 @@ func (ls *loops) pick() *loop {
 	if ls == nil || len(ls.all) == 0 {
 		return nil
 	}
-	return ls.all[int(ls.next.Add(1))%len(ls.all)]
+	return ls.all[ls.next.Add(1)%uint32(len(ls.all))]
 }
 
 // stop ends every loop and waits for them. Sessions still in a loop are
@@ -121,6 +123,10 @@ func newLoop(log *slog.Logger) (*loop, error) {
 		return nil, fmt.Errorf("proxy: relay loop: epoll set non-blocking: %w", err)
 	}
 	ep := os.NewFile(uintptr(epfd), "epoll")
+	if err := ep.SetReadDeadline(time.Time{}); err != nil { // os.ErrNoDeadline: not in the poller
+		ep.Close()
+		return nil, fmt.Errorf("proxy: relay loop: epoll set not pollable: %w", err)
+	}
 	wake, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
 	if err != nil {
 		ep.Close()
@@ -184,10 +190,17 @@ func (l *loop) run() {
 	events := make([]unix.EpollEvent, 256)
 	for err == nil {
 		var n int
+		var perr error
 		err = rc.Read(func(fd uintptr) bool { // until events, or an error
-			n, err = epollPoll(int(fd), events)
-			return n > 0 || (err != nil && err != unix.EINTR)
+			n, perr = epollPoll(int(fd), events)
+			return n > 0 || perr != nil
 		})
+		if perr == unix.EINTR {
+			continue
+		}
+		if err == nil {
+			err = perr
+		}
 		if err != nil {
 			break
 		}
@@ -235,8 +248,8 @@ func (l *loop) takeQueue() bool {
 		l.nextID++
 		k.id = l.nextID
 		for side, fd := range k.fds {
-			k.mask[side] = unix.EPOLLIN
-			if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd), Pad: k.id}); err != nil {
+			k.mask[side] = k.want(side)
+			if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: k.mask[side], Fd: int32(fd), Pad: k.id}); err != nil {
 				k.err = fmt.Errorf("epoll_ctl: %w", err)
 				l.end(k)
 				break
@@ -266,10 +279,13 @@ func (l *loop) serve(k *link, ev unix.EpollEvent) {
 			return
 		}
 	}
-	if !acted { // a hang-up or error on a descriptor waiting on its peer
-		k.err = errors.New("connection reset")
-		l.end(k)
-		return
+	if !acted && ev.Events&(unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		// A hang-up or error on a descriptor whose bytes wait for its
+		// peer: deliver them, then end. Out of the set, it cannot report
+		// the hang-up again meanwhile.
+		k.gone[side] = true
+		unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, k.fds[side], nil)
+		delete(l.links, ev.Fd)
 	}
 	l.rearm(k)
 }
@@ -314,24 +330,21 @@ func (l *loop) flush(k *link, side int) bool {
 	d.bytes += int64(w)
 	d.pending = d.pending[w:]
 	if len(d.pending) == 0 {
-		d.pending = nil // a big backlog's buffer is not kept for the session's life
+		d.pending = nil   // a big backlog's buffer is not kept for the session's life
+		if k.gone[side] { // its sender hung up: this was the last of it
+			k.err = errors.New("connection reset")
+			l.end(k)
+			return false
+		}
 	}
 	return true
 }
 
-// rearm sets what epoll watches on each of k's descriptors: reading while
-// the direction out of it has nothing waiting, writing while the one into
-// it has.
+// rearm updates what epoll watches on k's descriptors to k.want.
 func (l *loop) rearm(k *link) {
 	for side, fd := range k.fds {
-		var want uint32
-		if len(k.dirs[side].pending) == 0 {
-			want |= unix.EPOLLIN
-		}
-		if len(k.dirs[1-side].pending) > 0 {
-			want |= unix.EPOLLOUT
-		}
-		if want == k.mask[side] {
+		want := k.want(side)
+		if k.gone[side] || want == k.mask[side] {
 			continue
 		}
 		if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, fd, &unix.EpollEvent{Events: want, Fd: int32(fd), Pad: k.id}); err != nil {
@@ -399,7 +412,8 @@ type link struct {
 
 	// The loop's, until done is closed.
 	id   int32
-	mask [2]uint32
+	mask [2]uint32 // what epoll watches on each descriptor
+	gone [2]bool   // hung up and out of the set; its pending bytes are delivered
 	dirs [2]struct {
 		pending []byte // read, not yet written
 		bytes   int64  // written
@@ -451,6 +465,20 @@ func dupConn(c net.Conn) (int, error) {
 	return nfd, nil
 }
 
+// want is what epoll should watch on k's side: reading while the
+// direction out of it has nothing waiting and its peer is there to take
+// it, writing while the direction into it has bytes waiting.
+func (k *link) want(side int) uint32 {
+	var want uint32
+	if len(k.dirs[side].pending) == 0 && !k.gone[1-side] {
+		want |= unix.EPOLLIN
+	}
+	if len(k.dirs[1-side].pending) > 0 {
+		want |= unix.EPOLLOUT
+	}
+	return want
+}
+
 func (k *link) side(fd int32) int {
 	if int32(k.fds[0]) == fd {
 		return 0
@@ -472,9 +500,10 @@ func (k *link) shutdown() {
 	if k.closed {
 		return
 	}
-	for _, fd := range k.fds {
-		unix.Shutdown(fd, unix.SHUT_RDWR)
-	}
+	// The backend first: not another byte from the client reaches a
+	// server this session was closed to keep it from.
+	unix.Shutdown(k.fds[1], unix.SHUT_RDWR)
+	unix.Shutdown(k.fds[0], unix.SHUT_RDWR)
 }
 
 // close closes the descriptors of a link no loop took.

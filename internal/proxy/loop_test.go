@@ -174,3 +174,28 @@ func TestLoopShutdown(t *testing.T) {
 	}
 	k3.close()
 }
+
+// TestLoopDeliversBeforeReset: bytes the loop read from a server that
+// then resets the connection still reach the client, however slowly it
+// reads, and only then does the session end.
+func TestLoopDeliversBeforeReset(t *testing.T) {
+	l := startTestLoop(t)
+	client, server, k := linked(t, l)
+	go server.Write(make([]byte, 64<<20)) // more than the sockets hold: ends with the reset
+	// The client reads nothing yet: the sockets fill up and bytes wait in
+	// the loop, which stops reading the server.
+	time.Sleep(300 * time.Millisecond)
+	server.(*net.TCPConn).SetLinger(0)
+	server.Close() // a reset
+	time.Sleep(100 * time.Millisecond)
+	n, _ := io.Copy(io.Discard, client) // until the loop closes it
+	waitDone(t, k)
+	if n == 0 || n != k.dirs[1].bytes || len(k.dirs[1].pending) != 0 {
+		t.Errorf("client got %d bytes; the link wrote %d and kept %d undelivered", n, k.dirs[1].bytes, len(k.dirs[1].pending))
+	}
+	// Not "read: connection reset by peer": the reset was seen while
+	// bytes waited, and they were delivered first.
+	if k.err == nil || k.err.Error() != "connection reset" {
+		t.Errorf("link ended with %v, want the reset seen while bytes waited", k.err)
+	}
+}

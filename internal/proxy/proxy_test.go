@@ -22,6 +22,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/bulwarkdb/bulwark/internal/localtls"
 	"github.com/bulwarkdb/bulwark/internal/pgtest"
@@ -341,6 +342,58 @@ func TestLargeTransfers(t *testing.T) {
 				}
 				return nil
 			})
+		})
+	}
+}
+
+// TestHandOffWithClientBytesInFlight: a client that sends its queries
+// with the startup packet, before reading anything, and a server busy
+// writing a result nobody reads yet: the bytes the proxy holds for the
+// server when the session changes hands are neither lost nor stuck.
+func TestHandOffWithClientBytesInFlight(t *testing.T) {
+	p := pgtest.Start(t, pgtest.Options{Name: "primary"})
+	const copied, sent = 40000 * 1001, 32 << 20 // bytes of COPY data; length of the big literal
+	for _, loops := range []int{0, -1} {
+		t.Run(fmt.Sprintf("RelayLoops %d", loops), func(t *testing.T) {
+			src := newSource()
+			tp := startProxy(t, proxy.Options{Source: src, RelayLoops: loops})
+			src.set(failover.Topology{Term: 1, Primary: node(p)})
+			conn, err := net.Dial("tcp", tp.rw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			conn.SetDeadline(time.Now().Add(2 * time.Minute))
+			fe := pgproto3.NewFrontend(conn, conn)
+			fe.Send(&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersionNumber,
+				Parameters: map[string]string{"user": "postgres", "database": "postgres"}})
+			fe.Send(&pgproto3.Query{String: "COPY (SELECT repeat('y', 1000) FROM generate_series(1, 40000)) TO STDOUT"})
+			fe.Send(&pgproto3.Query{String: "SELECT length('" + strings.Repeat("x", sent) + "')"})
+			flushed := make(chan error, 1)
+			go func() { flushed <- fe.Flush() }()
+			var got, length, ready int
+			for ready < 3 { // after the startup, the COPY and the SELECT
+				msg, err := fe.Receive()
+				if err != nil {
+					t.Fatalf("after %d bytes of COPY data: %v", got, err)
+				}
+				switch m := msg.(type) {
+				case *pgproto3.ReadyForQuery:
+					ready++
+				case *pgproto3.CopyData:
+					got += len(m.Data)
+				case *pgproto3.DataRow:
+					length, _ = strconv.Atoi(string(m.Values[0]))
+				case *pgproto3.ErrorResponse:
+					t.Fatalf("server error: %s", m.Message)
+				}
+			}
+			if err := <-flushed; err != nil {
+				t.Fatal(err)
+			}
+			if got != copied || length != sent {
+				t.Errorf("got %d bytes of COPY data and length %d, want %d and %d", got, length, copied, sent)
+			}
 		})
 	}
 }

@@ -211,11 +211,12 @@ func (p *Proxy) relay(ctx context.Context, c *pipe, s *session, startup packet, 
 		loop = p.loops.pick()
 	}
 	var up int64
+	var unsent []byte
 	var upErr error
 	upDone := make(chan struct{})
 	go func() {
 		defer close(upDone)
-		up, upErr = copyPlain(c.backend, c.client)
+		up, unsent, upErr = copyPlain(c.backend, c.client)
 		if loop == nil || !errors.Is(upErr, os.ErrDeadlineExceeded) { // else: handed to the loop
 			c.close()
 		}
@@ -234,16 +235,19 @@ func (p *Proxy) relay(ctx context.Context, c *pipe, s *session, startup packet, 
 	switch {
 	case err != nil:
 	case loop == nil:
-		n, _ := copyPlain(c.client, c.backend) // ends with either side
+		n, _, _ := copyPlain(c.client, c.backend) // ends with either side
 		down += n
 	default:
-		// Stop the copy to the server at its next read; what it read it
-		// has written, and what comes later the loop reads.
+		// Stop the copy to the server at its next read, or within a write
+		// the server does not take (it may be writing to the client, whom
+		// nobody reads now). What it read and did not write goes to the
+		// loop, which reads what comes after.
 		c.clientRaw.SetReadDeadline(aLongTimeAgo)
+		c.backendRaw.SetWriteDeadline(aLongTimeAgo)
 		<-upDone
 		if errors.Is(upErr, os.ErrDeadlineExceeded) {
 			var k *link
-			if k, err = p.loopRelay(loop, c); err == nil {
+			if k, err = p.loopRelay(loop, c, unsent); err == nil {
 				up += k.dirs[0].bytes
 				down += k.dirs[1].bytes
 				err = k.err
@@ -260,12 +264,14 @@ func (p *Proxy) relay(ctx context.Context, c *pipe, s *session, startup packet, 
 // aLongTimeAgo is a deadline that has passed.
 var aLongTimeAgo = time.Unix(1, 0)
 
-// loopRelay hands c to loop and returns the link once the session ended.
-func (p *Proxy) loopRelay(loop *loop, c *pipe) (*link, error) {
+// loopRelay hands c to loop, with bytes from the client not yet sent to
+// the server, and returns the link once the session ended.
+func (p *Proxy) loopRelay(loop *loop, c *pipe, unsent []byte) (*link, error) {
 	k, err := c.handOff()
 	if err != nil {
 		return nil, err
 	}
+	k.dirs[0].pending = unsent
 	if err := loop.add(k); err != nil {
 		k.close()
 		return nil, err
@@ -282,7 +288,25 @@ const relayBuffer = 16 << 10
 // write(2) through a buffer, never splice(2): for PostgreSQL's small
 // messages splice costs more (pgbench -S, 8 clients on 2 cores: 13-16k
 // TPS with splice, 19-22k without; HAProxy 18k). It returns the bytes
-// copied and the error that ended it (nil at the end of src).
-func copyPlain(dst io.Writer, src io.Reader) (int64, error) {
-	return io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{src}, make([]byte, relayBuffer))
+// copied, those read but not written when a write failed, and the error
+// that ended it (nil at the end of src).
+func copyPlain(dst io.Writer, src io.Reader) (int64, []byte, error) {
+	buf := make([]byte, relayBuffer)
+	var n int64
+	for {
+		nr, rerr := src.Read(buf)
+		if nr > 0 {
+			nw, werr := dst.Write(buf[:nr])
+			n += int64(nw)
+			if werr != nil {
+				return n, buf[nw:nr], werr
+			}
+		}
+		switch {
+		case rerr == io.EOF:
+			return n, nil, nil
+		case rerr != nil:
+			return n, nil, rerr
+		}
+	}
 }
