@@ -140,11 +140,22 @@ func TestPoolUnknownOutcome(t *testing.T) {
 	calls := 0
 	done := make(chan error, 1)
 	go func() {
-		done <- p.Write(context.Background(), func(tx pgx.Tx) error {
-			calls++
-			_, err := tx.Exec(context.Background(), "INSERT INTO t (id) VALUES (1)")
-			return err
-		})
+		// Commits wait for the standby only once the checkpointer has read
+		// the new setting, which the reload does not wait for: a commit
+		// that did not wait came too early, and the next one is tried.
+		for id := 1; ; id++ {
+			calls = 0
+			err := p.Write(context.Background(), func(tx pgx.Tx) error {
+				calls++
+				_, err := tx.Exec(context.Background(), "INSERT INTO t (id) VALUES ($1)", id)
+				return err
+			})
+			if err != nil || id == 100 {
+				done <- err
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 	}()
 	pgtest.Eventually(t, 30*time.Second, func() error {
 		if n := primary.QueryInt(t, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE wait_event = 'SyncRep'"); n != 1 {
