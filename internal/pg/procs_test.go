@@ -1,10 +1,13 @@
 package pg
 
 import (
+	"errors"
 	"os/exec"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/bulwarkdb/bulwark/internal/pgtest"
 )
 
 // TestProcessStates: a sleeping process runs; stopped, it is Stopped and
@@ -23,14 +26,14 @@ func TestProcessStates(t *testing.T) {
 	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { return Stopped(pid) })
+	eventually(t, func() bool { return Stopped(pid) })
 	if Running(pid) || !Alive(pid) {
 		t.Fatalf("stopped: running %v, alive %v", Running(pid), Alive(pid))
 	}
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { s, ok := procState(pid); return ok && s == 'Z' })
+	eventually(t, func() bool { s, ok := procState(pid); return ok && s == 'Z' })
 	if Running(pid) || Stopped(pid) || Alive(pid) {
 		t.Fatalf("zombie: running %v, stopped %v, alive %v", Running(pid), Stopped(pid), Alive(pid))
 	}
@@ -48,7 +51,7 @@ func TestSignalServerReachesChildren(t *testing.T) {
 	pm := cmd.Process.Pid
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	var under []int
-	waitFor(t, func() bool { under = descendants(pm); return len(under) == 3 })
+	eventually(t, func() bool { under = descendants(pm); return len(under) == 3 })
 	t.Cleanup(func() {
 		for _, pid := range under {
 			syscall.Kill(pid, syscall.SIGKILL)
@@ -64,18 +67,20 @@ func TestSignalServerReachesChildren(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, pid := range append(under, pm) {
-		waitFor(t, func() bool { return !Running(pid) && !Stopped(pid) })
+		eventually(t, func() bool { return !Running(pid) && !Stopped(pid) })
 	}
 	if err := SignalServer(0, syscall.SIGKILL); err == nil {
 		t.Error("SignalServer(0) did not refuse")
 	}
 }
 
-func waitFor(t *testing.T, cond func() bool) {
+// eventually waits up to 10 s for cond.
+func eventually(t *testing.T, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10s")
+	pgtest.Eventually(t, 10*time.Second, func() error {
+		if !cond() {
+			return errors.New("not yet")
 		}
-	}
+		return nil
+	})
 }

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -306,14 +307,11 @@ func (l *loop) pump(k *link, side int) bool {
 		return false
 	}
 	d := &k.dirs[side]
-	w, err := rawIO(unix.SYS_WRITE, k.fds[1-side], l.scratch[:n])
-	if err != nil && err != unix.EAGAIN && err != unix.EINTR {
-		k.err = fmt.Errorf("write: %w", err)
-		l.end(k)
+	d.pending = l.scratch[:n]
+	if !l.flush(k, side) {
 		return false
 	}
-	d.bytes += int64(w)
-	d.pending = append(d.pending[:0], l.scratch[w:n]...)
+	d.pending = bytes.Clone(d.pending) // what is left of it: scratch is the next read's
 	return true
 }
 
@@ -374,9 +372,7 @@ func (l *loop) end(k *link) {
 // endAll ends every session, queued or registered: the loop is stopping.
 func (l *loop) endAll() {
 	for _, k := range l.links {
-		if !k.isClosed() {
-			l.end(k)
-		}
+		l.end(k) // takes both its descriptors out of links
 	}
 	l.mu.Lock()
 	queue := l.queue
@@ -484,12 +480,6 @@ func (k *link) side(fd int32) int {
 		return 0
 	}
 	return 1
-}
-
-func (k *link) isClosed() bool {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return k.closed
 }
 
 // shutdown ends the session from any goroutine: the loop sees both

@@ -155,7 +155,6 @@ func TestLoopShutdown(t *testing.T) {
 			t.Errorf("%s: no end of stream after shutdown", name)
 		}
 	}
-	k.shutdown() // after the end: nothing happens
 
 	_, server2, k2 := linked(t, l)
 	l.stop()

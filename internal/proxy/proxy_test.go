@@ -296,6 +296,19 @@ func TestSessionsClosedOnTopologyChange(t *testing.T) {
 	}
 }
 
+// eachRelay runs body against a proxy whose primary is p, once with
+// relay loops (the default) and once with a goroutine per direction.
+func eachRelay(t *testing.T, p *pgtest.Instance, body func(*testing.T, *testProxy)) {
+	for _, loops := range []int{0, -1} {
+		t.Run(fmt.Sprintf("RelayLoops %d", loops), func(t *testing.T) {
+			src := newSource()
+			tp := startProxy(t, proxy.Options{Source: src, RelayLoops: loops})
+			src.set(failover.Topology{Term: 1, Primary: node(p)})
+			body(t, tp)
+		})
+	}
+}
+
 // TestLargeTransfers: 16 MB each way through the proxy, COPY FROM STDIN
 // and COPY TO STDOUT, arrive whole with a relay loop and with a goroutine
 // per direction; the bytes are counted when the session ends.
@@ -308,42 +321,37 @@ func TestLargeTransfers(t *testing.T) {
 	}
 	ctx := context.Background()
 	direct := connect(t, p.ConnString())
-	for _, threads := range []int{0, -1} {
-		t.Run(fmt.Sprintf("RelayLoops %d", threads), func(t *testing.T) {
-			src := newSource()
-			tp := startProxy(t, proxy.Options{Source: src, RelayLoops: threads})
-			src.set(failover.Topology{Term: 1, Primary: node(p)})
-			c := connect(t, connString(tp.rw))
-			if _, err := c.Exec(ctx, "TRUNCATE blob"); err != nil {
-				t.Fatal(err)
-			}
-			tag, err := c.PgConn().CopyFrom(ctx, bytes.NewReader(in.Bytes()), "COPY blob FROM STDIN")
-			if err != nil || tag.RowsAffected() != 1<<16 {
-				t.Fatalf("COPY FROM through the proxy: %v, %d rows", err, tag.RowsAffected())
-			}
-			var out, want bytes.Buffer
-			if _, err := c.PgConn().CopyTo(ctx, &out, "COPY (SELECT * FROM blob ORDER BY n) TO STDOUT"); err != nil {
-				t.Fatalf("COPY TO through the proxy: %v", err)
-			}
-			if _, err := direct.PgConn().CopyTo(ctx, &want, "COPY (SELECT * FROM blob ORDER BY n) TO STDOUT"); err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(want.Bytes(), in.Bytes()) || !bytes.Equal(out.Bytes(), want.Bytes()) {
-				t.Fatalf("COPY: the table has %d bytes and the proxy gave %d, want the %d sent", want.Len(), out.Len(), in.Len())
-			}
-			c.Close(ctx)
-			sent := float64(in.Len())
-			pgtest.Eventually(t, 10*time.Second, func() error {
-				for _, dir := range []string{"to_server", "to_client"} {
-					v, _ := strconv.ParseFloat(tp.metric(fmt.Sprintf(`bulwark_proxy_bytes_total{direction="%s",port="rw"}`, dir)), 64)
-					if v < sent {
-						return fmt.Errorf("%s: %.0f bytes counted, want at least %.0f", dir, v, sent)
-					}
+	eachRelay(t, p, func(t *testing.T, tp *testProxy) {
+		c := connect(t, connString(tp.rw))
+		if _, err := c.Exec(ctx, "TRUNCATE blob"); err != nil {
+			t.Fatal(err)
+		}
+		tag, err := c.PgConn().CopyFrom(ctx, bytes.NewReader(in.Bytes()), "COPY blob FROM STDIN")
+		if err != nil || tag.RowsAffected() != 1<<16 {
+			t.Fatalf("COPY FROM through the proxy: %v, %d rows", err, tag.RowsAffected())
+		}
+		var out, want bytes.Buffer
+		if _, err := c.PgConn().CopyTo(ctx, &out, "COPY (SELECT * FROM blob ORDER BY n) TO STDOUT"); err != nil {
+			t.Fatalf("COPY TO through the proxy: %v", err)
+		}
+		if _, err := direct.PgConn().CopyTo(ctx, &want, "COPY (SELECT * FROM blob ORDER BY n) TO STDOUT"); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(want.Bytes(), in.Bytes()) || !bytes.Equal(out.Bytes(), want.Bytes()) {
+			t.Fatalf("COPY: the table has %d bytes and the proxy gave %d, want the %d sent", want.Len(), out.Len(), in.Len())
+		}
+		c.Close(ctx)
+		sent := float64(in.Len())
+		pgtest.Eventually(t, 10*time.Second, func() error {
+			for _, dir := range []string{"to_server", "to_client"} {
+				v, _ := strconv.ParseFloat(tp.metric(fmt.Sprintf(`bulwark_proxy_bytes_total{direction="%s",port="rw"}`, dir)), 64)
+				if v < sent {
+					return fmt.Errorf("%s: %.0f bytes counted, want at least %.0f", dir, v, sent)
 				}
-				return nil
-			})
+			}
+			return nil
 		})
-	}
+	})
 }
 
 // TestHandOffWithClientBytesInFlight: a client that sends its queries
@@ -353,49 +361,44 @@ func TestLargeTransfers(t *testing.T) {
 func TestHandOffWithClientBytesInFlight(t *testing.T) {
 	p := pgtest.Start(t, pgtest.Options{Name: "primary"})
 	const copied, sent = 40000 * 1001, 32 << 20 // bytes of COPY data; length of the big literal
-	for _, loops := range []int{0, -1} {
-		t.Run(fmt.Sprintf("RelayLoops %d", loops), func(t *testing.T) {
-			src := newSource()
-			tp := startProxy(t, proxy.Options{Source: src, RelayLoops: loops})
-			src.set(failover.Topology{Term: 1, Primary: node(p)})
-			conn, err := net.Dial("tcp", tp.rw)
+	eachRelay(t, p, func(t *testing.T, tp *testProxy) {
+		conn, err := net.Dial("tcp", tp.rw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(2 * time.Minute))
+		fe := pgproto3.NewFrontend(conn, conn)
+		fe.Send(&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersionNumber,
+			Parameters: map[string]string{"user": "postgres", "database": "postgres"}})
+		fe.Send(&pgproto3.Query{String: "COPY (SELECT repeat('y', 1000) FROM generate_series(1, 40000)) TO STDOUT"})
+		fe.Send(&pgproto3.Query{String: "SELECT length('" + strings.Repeat("x", sent) + "')"})
+		flushed := make(chan error, 1)
+		go func() { flushed <- fe.Flush() }()
+		var got, length, ready int
+		for ready < 3 { // after the startup, the COPY and the SELECT
+			msg, err := fe.Receive()
 			if err != nil {
-				t.Fatal(err)
+				t.Fatalf("after %d bytes of COPY data: %v", got, err)
 			}
-			defer conn.Close()
-			conn.SetDeadline(time.Now().Add(2 * time.Minute))
-			fe := pgproto3.NewFrontend(conn, conn)
-			fe.Send(&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersionNumber,
-				Parameters: map[string]string{"user": "postgres", "database": "postgres"}})
-			fe.Send(&pgproto3.Query{String: "COPY (SELECT repeat('y', 1000) FROM generate_series(1, 40000)) TO STDOUT"})
-			fe.Send(&pgproto3.Query{String: "SELECT length('" + strings.Repeat("x", sent) + "')"})
-			flushed := make(chan error, 1)
-			go func() { flushed <- fe.Flush() }()
-			var got, length, ready int
-			for ready < 3 { // after the startup, the COPY and the SELECT
-				msg, err := fe.Receive()
-				if err != nil {
-					t.Fatalf("after %d bytes of COPY data: %v", got, err)
-				}
-				switch m := msg.(type) {
-				case *pgproto3.ReadyForQuery:
-					ready++
-				case *pgproto3.CopyData:
-					got += len(m.Data)
-				case *pgproto3.DataRow:
-					length, _ = strconv.Atoi(string(m.Values[0]))
-				case *pgproto3.ErrorResponse:
-					t.Fatalf("server error: %s", m.Message)
-				}
+			switch m := msg.(type) {
+			case *pgproto3.ReadyForQuery:
+				ready++
+			case *pgproto3.CopyData:
+				got += len(m.Data)
+			case *pgproto3.DataRow:
+				length, _ = strconv.Atoi(string(m.Values[0]))
+			case *pgproto3.ErrorResponse:
+				t.Fatalf("server error: %s", m.Message)
 			}
-			if err := <-flushed; err != nil {
-				t.Fatal(err)
-			}
-			if got != copied || length != sent {
-				t.Errorf("got %d bytes of COPY data and length %d, want %d and %d", got, length, copied, sent)
-			}
-		})
-	}
+		}
+		if err := <-flushed; err != nil {
+			t.Fatal(err)
+		}
+		if got != copied || length != sent {
+			t.Errorf("got %d bytes of COPY data and length %d, want %d and %d", got, length, copied, sent)
+		}
+	})
 }
 
 // TestHeldUntilPrimary: a connection that arrives during a failover is

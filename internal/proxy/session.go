@@ -247,7 +247,7 @@ func (p *Proxy) relay(ctx context.Context, c *pipe, s *session, startup packet, 
 		<-upDone
 		if errors.Is(upErr, os.ErrDeadlineExceeded) {
 			var k *link
-			if k, err = p.loopRelay(loop, c, unsent); err == nil {
+			if k, err = c.relayIn(loop, unsent); err == nil {
 				up += k.dirs[0].bytes
 				down += k.dirs[1].bytes
 				err = k.err
@@ -264,9 +264,9 @@ func (p *Proxy) relay(ctx context.Context, c *pipe, s *session, startup packet, 
 // aLongTimeAgo is a deadline that has passed.
 var aLongTimeAgo = time.Unix(1, 0)
 
-// loopRelay hands c to loop, with bytes from the client not yet sent to
+// relayIn hands c to loop, with bytes from the client not yet sent to
 // the server, and returns the link once the session ended.
-func (p *Proxy) loopRelay(loop *loop, c *pipe, unsent []byte) (*link, error) {
+func (c *pipe) relayIn(loop *loop, unsent []byte) (*link, error) {
 	k, err := c.handOff()
 	if err != nil {
 		return nil, err
